@@ -1,0 +1,49 @@
+/*
+ * api: the platform's HTTP/1.1 server (libmicrohttpd). It serves the JSON API under /api/v1,
+ * /healthz, /metrics (Prometheus text format) and hands every other path to the portal.
+ *
+ * Every /api/v1 route needs `Authorization: Bearer <token>` (or Basic with the token as the
+ * password); the route table says which routes mutate, and authorization itself is decided by
+ * the catalog and auth modules from the caller's principal. Errors are JSON
+ * `{"error":{"code":…,"message":…,"details":[…]}}`; bodies are capped (max_body); lists are
+ * paginated with limit/offset and return `total` and `next_offset`.
+ *
+ * Lifecycle: api_server_start() borrows store, catalog and portal (they must outlive the
+ * server) and starts a thread pool; api_server_stop() waits for in-flight requests and frees.
+ * Handlers run on the pool's threads; everything they share is behind the store's lock or the
+ * metrics lock.
+ */
+#ifndef PAVE_API_H
+#define PAVE_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+struct store;
+struct catalog;
+struct portal;
+struct api_server;
+
+struct api_config {
+    const char *listen_addr; /* IPv4 literal; default 127.0.0.1 */
+    int port;                /* 0 = pick a free port (see api_server_port) */
+    size_t max_body;         /* request body cap in bytes; default 1 MiB */
+    unsigned threads;        /* worker threads; default 4 */
+};
+
+/* returns: owned by caller, stop with api_server_stop(); NULL and err on failure (e.g. the
+ * port is taken). */
+struct api_server *api_server_start(const struct api_config *cfg, struct store *st,
+                                    struct catalog *cat, struct portal *portal,
+                                    struct core_err *err);
+int api_server_port(const struct api_server *srv);
+void api_server_stop(struct api_server *srv);
+
+/* HTTP status for an error code (400, 401, 403, 404, 409, 413, 503, 500). */
+int api_status_for(int code);
+/* Short machine-readable name for an error code ("invalid", "not_found" ...). */
+const char *api_code_name(int code);
+
+#endif

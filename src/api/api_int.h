@@ -1,0 +1,87 @@
+/* Internal to src/api: the request context, route table and metrics shared by its files. */
+#ifndef PAVE_API_INT_H
+#define PAVE_API_INT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "api/api.h"
+#include "auth/auth.h"
+#include "catalog/catalog.h"
+#include "core/core.h"
+
+struct api_req {
+    struct api_server *srv;
+    const char *method;
+    const char *path;
+    char *query;     /* raw query string (owned), may be NULL */
+    const char *content_type;
+    struct core_buf body;
+    bool body_too_big;
+    struct auth_principal who;
+    bool authed;
+    const char *params[4]; /* path parameters captured by {name} */
+    char param_buf[4][256];
+    /* response */
+    int status;
+    struct core_buf out;
+    const char *out_type;
+    int64_t start_us;
+    int route;
+};
+
+typedef void (*api_handler_fn)(struct api_req *r);
+
+struct api_route {
+    const char *method;
+    const char *pattern; /* "/api/v1/services/{name}" */
+    api_handler_fn fn;
+    bool needs_auth;
+};
+
+extern const struct api_route api_routes[];
+extern const size_t api_nroutes;
+
+struct api_server_ctx {
+    struct store *st;
+    struct catalog *cat;
+    struct portal *portal;
+};
+struct api_server_ctx *api_ctx(struct api_req *r);
+
+/* Responses (routes.c) */
+void api_reply_json(struct api_req *r, int status, json_t *body); /* steals body */
+void api_reply_error(struct api_req *r, int code, const char *msg, json_t *details);
+void api_reply_err(struct api_req *r, const struct core_err *err);
+/* Query parameter (decoded) or NULL; value lives in the request. */
+const char *api_query(struct api_req *r, const char *key, char *buf, size_t bufsz);
+
+/* Metrics (metrics.c): requests by route and status, latency histograms by route. */
+#define API_ROUTE_PORTAL (-1)
+#define API_ROUTE_OTHER (-2)
+#define API_METRIC_ROUTES 64
+#define API_METRIC_STATUSES 12
+#define API_METRIC_BUCKETS 12
+
+struct api_metric_route {
+    int statuses[API_METRIC_STATUSES];
+    uint64_t counts[API_METRIC_STATUSES];
+    uint64_t buckets[API_METRIC_BUCKETS]; /* cumulative at render time */
+    uint64_t n;
+    double sum;
+};
+
+struct api_metrics {
+    pthread_mutex_t lock;
+    struct api_metric_route routes[API_METRIC_ROUTES + 2]; /* + portal + other */
+    int64_t started_ms;
+};
+
+void api_metrics_init(struct api_metrics *m);
+void api_metrics_release(struct api_metrics *m);
+void api_metrics_observe(struct api_metrics *m, int route, int status, double seconds);
+int api_metrics_render(struct api_metrics *m, struct core_buf *out);
+struct api_metrics *api_metrics_of(struct api_req *r);
+
+#endif

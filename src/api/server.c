@@ -1,0 +1,416 @@
+/* The HTTP server: libmicrohttpd plumbing, body limits, authentication, dispatch. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "api/api_int.h"
+#include "portal/portal.h"
+#include "store/store.h"
+
+struct api_server {
+    struct MHD_Daemon *mhd;
+    struct api_server_ctx ctx;
+    struct api_config cfg;
+    struct api_metrics metrics;
+    int port;
+};
+
+struct api_server_ctx *api_ctx(struct api_req *r)
+{
+    return &r->srv->ctx;
+}
+
+struct api_metrics *api_metrics_of(struct api_req *r)
+{
+    return &r->srv->metrics;
+}
+
+int api_server_port(const struct api_server *srv)
+{
+    return srv->port;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = 0;
+    log_warn("api", "http library message", LOG_STR("detail", msg));
+}
+
+static void req_free(struct api_req *r)
+{
+    if (!r)
+        return;
+    core_free(r->query);
+    core_buf_release(&r->body);
+    core_buf_release(&r->out);
+    auth_principal_release(&r->who);
+    core_free(r);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    req_free(*con_cls);
+    *con_cls = NULL;
+}
+
+/* Rebuilds the raw query string from MHD's parsed arguments (MHD does not keep it). */
+struct query_builder {
+    struct core_buf *b;
+};
+
+static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct core_buf *b = cls;
+    if (b->len)
+        core_buf_addc(b, '&');
+    core_buf_add_urlenc(b, key);
+    if (value) {
+        core_buf_addc(b, '=');
+        core_buf_add_urlenc(b, value);
+    }
+    return MHD_YES;
+}
+
+static void add_common_headers(struct MHD_Response *resp, bool is_html)
+{
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (is_html)
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                "img-src 'self' data:; form-action 'self'; frame-ancestors "
+                                "'none'");
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, int status, const char *type,
+                                const char *data, size_t len, const char *location,
+                                const char *cookie, bool is_html)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", type);
+    if (location && *location)
+        MHD_add_response_header(resp, "Location", location);
+    if (cookie && *cookie)
+        MHD_add_response_header(resp, "Set-Cookie", cookie);
+    if (status == 401 && !is_html)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"pave\"");
+    add_common_headers(resp, is_html);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Matches a path against a pattern with {param} segments. */
+static bool match_route(const char *pattern, const char *path, struct api_req *r)
+{
+    int np = 0;
+    const char *p = pattern, *s = path;
+    while (*p && *s) {
+        if (*p == '{') {
+            const char *pe = strchr(p, '}');
+            const char *se = strchr(s, '/');
+            size_t len = se ? (size_t)(se - s) : strlen(s);
+            if (!pe || len == 0 || len >= sizeof(r->param_buf[0]) || np >= 4)
+                return false;
+            memcpy(r->param_buf[np], s, len);
+            r->param_buf[np][len] = 0;
+            r->params[np] = r->param_buf[np];
+            np++;
+            p = pe + 1;
+            s += len;
+            continue;
+        }
+        if (*p != *s)
+            return false;
+        p++;
+        s++;
+    }
+    return *p == 0 && *s == 0;
+}
+
+static bool path_is_sane(const char *path)
+{
+    if (path[0] != '/' || !core_utf8_valid(path, strlen(path)))
+        return false;
+    for (const char *p = path; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return false;
+    return strstr(path, "/../") == NULL && strstr(path, "/./") == NULL &&
+           (strlen(path) < 3 || strcmp(path + strlen(path) - 3, "/..") != 0);
+}
+
+static void authenticate(struct api_req *r, struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    struct core_err err = {0};
+    char tok[128] = "";
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        snprintf(tok, sizeof(tok), "%s", h + 7);
+    } else if (h && strncasecmp(h, "Basic ", 6) == 0) {
+        char *pass = NULL;
+        char *user = MHD_basic_auth_get_username_password(c, &pass);
+        if (pass)
+            snprintf(tok, sizeof(tok), "%s", pass);
+        MHD_free(user);
+        MHD_free(pass);
+    }
+    if (!tok[0]) {
+        api_reply_error(r, CORE_E_AUTH,
+                        "missing token: send 'Authorization: Bearer <token>' (see 'pave login')",
+                        NULL);
+        return;
+    }
+    if (auth_token_verify(r->srv->ctx.st, r->srv->ctx.cat, tok, &r->who, &err)) {
+        api_reply_err(r, &err);
+        return;
+    }
+    r->authed = true;
+}
+
+static void dispatch_api(struct api_req *r, struct MHD_Connection *c)
+{
+    bool path_matched = false;
+    for (size_t i = 0; i < api_nroutes; i++) {
+        const struct api_route *rt = &api_routes[i];
+        if (!match_route(rt->pattern, r->path, r))
+            continue;
+        path_matched = true;
+        if (strcmp(rt->method, r->method) != 0)
+            continue;
+        r->route = (int)i;
+        if (rt->needs_auth) {
+            authenticate(r, c);
+            if (!r->authed)
+                return;
+        }
+        rt->fn(r);
+        return;
+    }
+    if (path_matched)
+        api_reply_error(r, CORE_E_UNSUPPORTED, "method not allowed on this path", NULL);
+    else
+        api_reply_error(r, CORE_E_NOTFOUND, "no such API route", NULL);
+}
+
+static enum MHD_Result finish(struct api_req *r, struct MHD_Connection *c)
+{
+    struct api_server *srv = r->srv;
+    double secs = (double)(now_us() - r->start_us) / 1e6;
+    api_metrics_observe(&srv->metrics, r->route, r->status, secs);
+    return send_buf(c, r->status, r->out_type ? r->out_type : "application/json", r->out.data,
+                    r->out.len, NULL, NULL, false);
+}
+
+static enum MHD_Result serve_portal(struct api_req *r, struct MHD_Connection *c)
+{
+    struct api_server *srv = r->srv;
+    struct portal_request preq = {
+        .method = r->method,
+        .path = r->path,
+        .query = r->query,
+        .body = r->body.data,
+        .body_len = r->body.len,
+        .session = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, PORTAL_SESSION_COOKIE),
+    };
+    struct portal_response presp = {0};
+    core_buf_init(&presp.body, 0);
+    if (!srv->ctx.portal) {
+        presp.status = 404;
+        presp.content_type = "text/plain";
+        core_buf_adds(&presp.body, "no portal\n");
+    } else if (portal_handle(srv->ctx.portal, &preq, &presp)) {
+        presp.status = 503;
+        presp.content_type = "text/plain";
+    }
+    double secs = (double)(now_us() - r->start_us) / 1e6;
+    api_metrics_observe(&srv->metrics, API_ROUTE_PORTAL, presp.status, secs);
+    const char *type = presp.content_type ? presp.content_type : "text/html; charset=utf-8";
+    enum MHD_Result ret = send_buf(c, presp.status ? presp.status : 500, type, presp.body.data,
+                                   presp.body.len, presp.location, presp.set_cookie,
+                                   strncmp(type, "text/html", 9) == 0);
+    core_buf_release(&presp.body);
+    return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls)
+{
+    struct api_server *srv = cls;
+    struct api_req *r = *con_cls;
+    if (!r) {
+        r = core_calloc(1, sizeof(*r));
+        if (!r)
+            return MHD_NO;
+        r->srv = srv;
+        r->start_us = now_us();
+        r->route = API_ROUTE_OTHER;
+        r->status = 500;
+        core_buf_init(&r->body, srv->cfg.max_body);
+        core_buf_init(&r->out, 0);
+        *con_cls = r;
+        /* Refuse an announced oversize body before reading it. */
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > srv->cfg.max_body) {
+            r->method = method;
+            r->path = url;
+            api_reply_error(r, CORE_E_TOO_BIG, "request body is too large", NULL);
+            return finish(r, c);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!r->body_too_big && core_buf_add(&r->body, upload_data, *upload_data_size))
+            r->body_too_big = true;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    r->method = method;
+    r->path = url;
+    r->content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    struct core_buf q;
+    core_buf_init(&q, 64 * 1024);
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_query_arg, &q);
+    r->query = core_buf_detach(&q, NULL);
+    if (r->body_too_big) {
+        api_reply_error(r, CORE_E_TOO_BIG, "request body is too large", NULL);
+        return finish(r, c);
+    }
+    if (!path_is_sane(url)) {
+        api_reply_error(r, CORE_E_INVAL, "invalid request path", NULL);
+        return finish(r, c);
+    }
+    if (strcmp(url, "/healthz") == 0) {
+        r->route = API_ROUTE_OTHER;
+        r->status = 200;
+        r->out_type = "application/json";
+        core_buf_adds(&r->out, "{\"status\":\"ok\"}");
+        return finish(r, c);
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        r->status = 200;
+        r->out_type = "text/plain; version=0.0.4";
+        if (api_metrics_render(&srv->metrics, &r->out))
+            r->status = 503;
+        return finish(r, c);
+    }
+    if (strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0) {
+        dispatch_api(r, c);
+        return finish(r, c);
+    }
+    return serve_portal(r, c);
+}
+
+struct api_server *api_server_start(const struct api_config *cfg, struct store *st,
+                                    struct catalog *cat, struct portal *portal,
+                                    struct core_err *err)
+{
+    struct api_server *srv = core_calloc(1, sizeof(*srv));
+    if (!srv) {
+        core_err_set(err, CORE_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    srv->cfg = *cfg;
+    if (!srv->cfg.listen_addr)
+        srv->cfg.listen_addr = "127.0.0.1";
+    if (!srv->cfg.max_body)
+        srv->cfg.max_body = 1024 * 1024;
+    if (!srv->cfg.threads)
+        srv->cfg.threads = 4;
+    srv->ctx.st = st;
+    srv->ctx.cat = cat;
+    srv->ctx.portal = portal;
+    api_metrics_init(&srv->metrics);
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)cfg->port);
+    if (inet_pton(AF_INET, srv->cfg.listen_addr, &addr.sin_addr) != 1) {
+        core_err_set(err, CORE_E_INVAL, "invalid listen address '%s' (use an IPv4 address)",
+                     srv->cfg.listen_addr);
+        goto fail;
+    }
+    srv->mhd = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.threads,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(64 * 1024), MHD_OPTION_END);
+    if (!srv->mhd) {
+        core_err_set(err, CORE_E_IO,
+                     "cannot listen on %s:%d (is another server using the port? try --listen "
+                     "127.0.0.1:PORT)",
+                     srv->cfg.listen_addr, cfg->port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : cfg->port;
+    return srv;
+fail:
+    api_metrics_release(&srv->metrics);
+    core_free(srv);
+    return NULL;
+}
+
+void api_server_stop(struct api_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->mhd)
+        MHD_stop_daemon(srv->mhd);
+    api_metrics_release(&srv->metrics);
+    core_free(srv);
+}
+
+int api_status_for(int code)
+{
+    switch (code) {
+    case CORE_E_INVAL: return 400;
+    case CORE_E_AUTH: return 401;
+    case CORE_E_PERM: return 403;
+    case CORE_E_NOTFOUND: return 404;
+    case CORE_E_UNSUPPORTED: return 405;
+    case CORE_E_CONFLICT: return 409;
+    case CORE_E_TOO_BIG: return 413;
+    case CORE_E_NOMEM: return 503;
+    default: return 500;
+    }
+}
+
+const char *api_code_name(int code)
+{
+    switch (code) {
+    case CORE_E_INVAL: return "invalid";
+    case CORE_E_AUTH: return "unauthenticated";
+    case CORE_E_PERM: return "forbidden";
+    case CORE_E_NOTFOUND: return "not_found";
+    case CORE_E_UNSUPPORTED: return "method_not_allowed";
+    case CORE_E_CONFLICT: return "conflict";
+    case CORE_E_TOO_BIG: return "too_large";
+    case CORE_E_NOMEM: return "unavailable";
+    default: return "internal";
+    }
+}

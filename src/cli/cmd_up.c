@@ -1,0 +1,193 @@
+/* `pave up` and `pave server`: run the platform in the foreground until SIGINT/SIGTERM. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "auth/auth.h"
+#include "catalog/catalog.h"
+#include "cli/cli.h"
+#include "portal/portal.h"
+#include "store/store.h"
+
+struct server_opts {
+    const char *data_dir;
+    const char *listen;
+    const char *store_url;
+    bool demo;
+    bool write_token;
+};
+
+static int parse_listen(const char *listen, char *addr, size_t addrsz, int *port)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || (size_t)(colon - listen) >= addrsz)
+        return -1;
+    memcpy(addr, listen, (size_t)(colon - listen));
+    addr[colon - listen] = 0;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+static int run_server(const struct server_opts *o)
+{
+    struct core_err err = {0};
+    struct store *st = NULL;
+    struct catalog *cat = NULL;
+    struct portal *portal = NULL;
+    struct api_server *srv = NULL;
+    int rc = CLI_FAIL;
+    char addr[64];
+    int port;
+    if (parse_listen(o->listen, addr, sizeof(addr), &port)) {
+        cli_error("invalid --listen '%s': use ADDRESS:PORT, e.g. 127.0.0.1:7070", o->listen);
+        return CLI_USAGE;
+    }
+    if (core_mkdir_p(o->data_dir, 0700, &err)) {
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
+    }
+    chmod(o->data_dir, 0700);
+    char url[4200];
+    if (o->store_url)
+        snprintf(url, sizeof(url), "%s", o->store_url);
+    else
+        snprintf(url, sizeof(url), "sqlite:%s/pave.db", o->data_dir);
+    if (store_open(&st, url, &err)) {
+        cli_error("%s", err.msg);
+        goto out;
+    }
+    if (!(cat = catalog_new(st, &err)) || catalog_env_defaults(cat, &err)) {
+        cli_error("%s", err.msg);
+        goto out;
+    }
+    if (o->demo && catalog_demo_load(cat, &err)) {
+        cli_error("cannot load the demo organization: %s", err.msg);
+        goto out;
+    }
+    char token[AUTH_TOKEN_LEN + 1] = "";
+    bool created = false;
+    if (auth_bootstrap(st, cat, token, &created, &err)) {
+        cli_error("cannot create the admin token: %s", err.msg);
+        goto out;
+    }
+    char token_path[4200];
+    snprintf(token_path, sizeof(token_path), "%s/admin.token", o->data_dir);
+    if (created && o->write_token) {
+        char line[AUTH_TOKEN_LEN + 2];
+        snprintf(line, sizeof(line), "%s\n", token);
+        if (core_file_write_atomic(token_path, line, strlen(line), 0600, &err)) {
+            cli_error("%s", err.msg);
+            goto out;
+        }
+    }
+    if (!(portal = portal_new(st, cat, &err))) {
+        cli_error("%s", err.msg);
+        goto out;
+    }
+    /* Block the stop signals before the server starts its threads, so only sigwait sees them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    struct api_config cfg = {.listen_addr = addr, .port = port};
+    if (!(srv = api_server_start(&cfg, st, cat, portal, &err))) {
+        cli_error("%s", err.msg);
+        goto out;
+    }
+    int bound = api_server_port(srv);
+    log_info("server", "listening", LOG_STR("address", addr), LOG_INT("port", bound),
+             LOG_STR("store", store_backend_name(st)), LOG_STR("data_dir", o->data_dir));
+    printf("Paved %s is running.\n", PAVE_VERSION);
+    printf("  Portal:   http://%s:%d/\n", addr, bound);
+    printf("  API:      http://%s:%d/api/v1\n", addr, bound);
+    printf("  Data dir: %s\n", o->data_dir);
+    if (created) {
+        printf("  Admin token (shown once; only its hash is stored): %s\n", token);
+        if (o->write_token)
+            printf("  The admin token is also in %s (mode 0600).\n", token_path);
+    } else if (o->write_token && access(token_path, R_OK) == 0) {
+        printf("  Admin token: in %s\n", token_path);
+    } else {
+        printf("  Admin token: created on first start; create more with 'pave token create'.\n");
+    }
+    printf("Sign in to the portal with the token. Stop with Ctrl-C.\n");
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("server", "stopping", LOG_INT("signal", sig));
+    rc = CLI_OK;
+out:
+    api_server_stop(srv);
+    portal_free(portal);
+    catalog_free(cat);
+    store_close(st);
+    return rc;
+}
+
+int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        printf("usage: pave server [--data-dir DIR] [--listen ADDR:PORT] [--store URL] [--demo]\n"
+               "\n"
+               "Runs the platform: the API under /api/v1, the portal at /, /healthz and\n"
+               "/metrics. On first start it creates the admin user and prints an admin token\n"
+               "once; only its hash is stored.\n\n"
+               "  --data-dir DIR      state directory (default ./.pave)\n"
+               "  --listen ADDR:PORT  address to bind (default 127.0.0.1:7070; port 0 = any)\n"
+               "  --store URL         state store (default sqlite:DIR/pave.db)\n"
+               "  --demo              load the demo organization and write the admin token to\n"
+               "                      DIR/admin.token (mode 0600), as 'pave up' does\n");
+        return CLI_OK;
+    }
+    struct server_opts o = {.data_dir = ".pave", .listen = "127.0.0.1:7070"};
+    const struct cli_opt opts[] = {
+        {"data-dir", 'd', &o.data_dir, NULL},
+        {"listen", 'l', &o.listen, NULL},
+        {"store", 0, &o.store_url, NULL},
+        {"demo", 0, NULL, &o.demo},
+        {NULL, 0, NULL, NULL},
+    };
+    char *pos[1];
+    int npos;
+    int rc = cli_parse(ctx, argc, argv, opts, pos, 0, &npos);
+    if (rc)
+        return rc;
+    o.write_token = o.demo;
+    return run_server(&o);
+}
+
+int cli_cmd_up(struct cli_ctx *ctx, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        printf("usage: pave up [--data-dir DIR] [--listen ADDR:PORT]\n\n"
+               "Runs the whole platform on this machine with its embedded defaults: state in\n"
+               "SQLite under ./.pave, API and portal on 127.0.0.1:7070, and a demo organization\n"
+               "(teams payments and identity, three services, environments dev/staging/prod).\n"
+               "The admin token is printed once on first start and kept in .pave/admin.token\n"
+               "(mode 0600) so the CLI on this machine works without 'pave login'.\n");
+        return CLI_OK;
+    }
+    struct server_opts o = {.data_dir = ".pave", .listen = "127.0.0.1:7070", .demo = true,
+                            .write_token = true};
+    const struct cli_opt opts[] = {
+        {"data-dir", 'd', &o.data_dir, NULL},
+        {"listen", 'l', &o.listen, NULL},
+        {NULL, 0, NULL, NULL},
+    };
+    char *pos[1];
+    int npos;
+    int rc = cli_parse(ctx, argc, argv, opts, pos, 0, &npos);
+    if (rc)
+        return rc;
+    return run_server(&o);
+}

@@ -1,0 +1,315 @@
+/* SQLite backend: WAL, foreign keys, busy timeout, versioned migrations. */
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+/*
+ * Migrations, in order. Migration i brings the schema to version i+1. Never edit a released
+ * entry: append a new one. The audit table is made append-only with triggers.
+ */
+static const char *const migrations[] = {
+    /* 1: catalog, auth, audit */
+    "CREATE TABLE users ("
+    "  name TEXT PRIMARY KEY,"
+    "  display_name TEXT,"
+    "  is_admin INTEGER NOT NULL DEFAULT 0,"
+    "  created_at TEXT NOT NULL);"
+    "CREATE TABLE teams ("
+    "  name TEXT PRIMARY KEY,"
+    "  display_name TEXT,"
+    "  description TEXT,"
+    "  created_at TEXT NOT NULL,"
+    "  updated_at TEXT NOT NULL);"
+    "CREATE TABLE memberships ("
+    "  team TEXT NOT NULL REFERENCES teams(name) ON DELETE CASCADE,"
+    "  user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
+    "  role TEXT NOT NULL DEFAULT 'member',"
+    "  created_at TEXT NOT NULL,"
+    "  PRIMARY KEY (team, user_name));"
+    "CREATE TABLE environments ("
+    "  name TEXT PRIMARY KEY,"
+    "  description TEXT,"
+    "  position INTEGER NOT NULL DEFAULT 0,"
+    "  created_at TEXT NOT NULL);"
+    "CREATE TABLE services ("
+    "  name TEXT PRIMARY KEY,"
+    "  team TEXT NOT NULL REFERENCES teams(name),"
+    "  tier INTEGER NOT NULL,"
+    "  description TEXT,"
+    "  manifest TEXT NOT NULL,"
+    "  source TEXT,"
+    "  digest TEXT NOT NULL,"
+    "  revision INTEGER NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  updated_at TEXT NOT NULL);"
+    "CREATE INDEX services_team ON services(team);"
+    "CREATE TABLE tokens ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  created_at TEXT NOT NULL,"
+    "  last_used_at TEXT,"
+    "  expires_at TEXT,"
+    "  revoked_at TEXT);"
+    "CREATE TABLE sessions ("
+    "  id_hash TEXT PRIMARY KEY,"
+    "  token_id TEXT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,"
+    "  csrf TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  expires_ms INTEGER NOT NULL);"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  ts TEXT NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  object TEXT NOT NULL,"
+    "  before_digest TEXT,"
+    "  after_digest TEXT,"
+    "  detail TEXT);"
+    "CREATE INDEX audit_object ON audit(kind, object);"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;",
+};
+
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+int store_schema_latest(void)
+{
+    return N_MIGRATIONS;
+}
+
+struct sq {
+    sqlite3 *db;
+};
+
+static int sq_err(struct sq *s, struct core_err *err, int rc, const char *what)
+{
+    int code = CORE_E_IO;
+    int ext = sqlite3_extended_errcode(s->db);
+    if (rc == SQLITE_CONSTRAINT || (ext & 0xff) == SQLITE_CONSTRAINT)
+        code = CORE_E_CONFLICT;
+    else if (rc == SQLITE_NOMEM)
+        code = CORE_E_NOMEM;
+    else if (rc == SQLITE_TOOBIG)
+        code = CORE_E_TOO_BIG;
+    return core_err_set(err, code, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int sq_schema_version(void *ctx)
+{
+    struct sq *s = ctx;
+    sqlite3_stmt *st = NULL;
+    int v = 0;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int migrate(struct sq *s, const char *path, struct core_err *err)
+{
+    int have = sq_schema_version(s);
+    if (have > N_MIGRATIONS)
+        return core_err_set(err, CORE_E_UNSUPPORTED,
+                            "database '%s' has schema version %d but this pave knows only up to "
+                            "%d; upgrade pave",
+                            path, have, N_MIGRATIONS);
+    for (int v = have; v < N_MIGRATIONS; v++) {
+        char *msg = NULL;
+        char pragma[64];
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d;", v + 1);
+        int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(s->db, migrations[v], NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(s->db, pragma, NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+            core_err_set(err, CORE_E_IO, "migration %d of '%s' failed: %s", v + 1, path,
+                         msg ? msg : sqlite3_errmsg(s->db));
+            sqlite3_free(msg);
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return CORE_E_IO;
+        }
+        log_info("store", "schema migrated", LOG_INT("version", v + 1), LOG_STR("path", path));
+    }
+    return 0;
+}
+
+static void sq_close(void *ctx)
+{
+    struct sq *s = ctx;
+    if (!s)
+        return;
+    sqlite3_close_v2(s->db);
+    core_free(s);
+}
+
+static int sq_open(void **ctx, const char *path, struct core_err *err)
+{
+    struct sq *s = core_calloc(1, sizeof(*s));
+    if (!s)
+        return core_err_set(err, CORE_E_NOMEM, "out of memory");
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        core_err_set(err, CORE_E_IO, "cannot open database '%s': %s", path,
+                     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        sq_close(s);
+        return CORE_E_IO;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    char *msg = NULL;
+    rc = sqlite3_exec(s->db,
+                      "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
+                      NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        core_err_set(err, CORE_E_IO, "cannot configure database '%s': %s", path,
+                     msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        sq_close(s);
+        return CORE_E_IO;
+    }
+    rc = migrate(s, path, err);
+    if (rc) {
+        sq_close(s);
+        return rc;
+    }
+    *ctx = s;
+    return 0;
+}
+
+static int bind_all(struct sq *s, sqlite3_stmt *st, const struct store_value *params, size_t n,
+                    struct core_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc;
+        switch (params[i].type) {
+        case STORE_INT: rc = sqlite3_bind_int64(st, (int)i + 1, params[i].i); break;
+        case STORE_TEXT:
+            rc = sqlite3_bind_text(st, (int)i + 1, params[i].s, -1, SQLITE_STATIC);
+            break;
+        default: rc = sqlite3_bind_null(st, (int)i + 1);
+        }
+        if (rc != SQLITE_OK)
+            return sq_err(s, err, rc, "bind");
+    }
+    return 0;
+}
+
+static int sq_exec(void *ctx, const char *sql, const struct store_value *params, size_t n,
+                   int64_t *changes, struct core_err *err)
+{
+    struct sq *s = ctx;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return sq_err(s, err, rc, "prepare");
+    int out = bind_all(s, st, params, n, err);
+    if (!out) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+            out = sq_err(s, err, rc, "statement failed");
+        else if (changes)
+            *changes = sqlite3_changes64(s->db);
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int sq_query(void *ctx, const char *sql, const struct store_value *params, size_t n,
+                    store_row_fn fn, void *arg, struct core_err *err)
+{
+    struct sq *s = ctx;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return sq_err(s, err, rc, "prepare");
+    int out = bind_all(s, st, params, n, err);
+    int ncols = sqlite3_column_count(st);
+    const char *names[64];
+    struct store_value vals[64];
+    if (ncols > 64) {
+        sqlite3_finalize(st);
+        return core_err_set(err, CORE_E_INVAL, "query returns too many columns");
+    }
+    for (int i = 0; i < ncols; i++)
+        names[i] = sqlite3_column_name(st, i);
+    while (!out) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            break;
+        if (rc != SQLITE_ROW) {
+            out = sq_err(s, err, rc, "query failed");
+            break;
+        }
+        for (int i = 0; i < ncols; i++) {
+            switch (sqlite3_column_type(st, i)) {
+            case SQLITE_INTEGER:
+                vals[i] = STORE_V_INT(sqlite3_column_int64(st, i));
+                break;
+            case SQLITE_NULL: vals[i] = STORE_V_NULL; break;
+            default:
+                vals[i] = (struct store_value){STORE_TEXT, 0,
+                                               (const char *)sqlite3_column_text(st, i)};
+                if (!vals[i].s)
+                    vals[i] = STORE_V_NULL;
+            }
+        }
+        struct store_row row = {(size_t)ncols, names, vals};
+        out = fn(arg, &row);
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int simple(struct sq *s, const char *sql, struct core_err *err)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        core_err_set(err, CORE_E_IO, "%s: %s", sql, msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return CORE_E_IO;
+    }
+    return 0;
+}
+
+static int sq_begin(void *ctx, struct core_err *err)
+{
+    return simple(ctx, "BEGIN IMMEDIATE", err);
+}
+
+static int sq_commit(void *ctx, struct core_err *err)
+{
+    return simple(ctx, "COMMIT", err);
+}
+
+static int sq_rollback(void *ctx)
+{
+    struct sq *s = ctx;
+    if (sqlite3_get_autocommit(s->db))
+        return 0;
+    return simple(ctx, "ROLLBACK", NULL);
+}
+
+const struct store_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .exec = sq_exec,
+    .query = sq_query,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .schema_version = sq_schema_version,
+};
