@@ -3,16 +3,19 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 static enum core_log_level log_level = CORE_LOG_INFO;
+static bool level_set;
 static char log_instance[128] = "pave";
 static char log_version[32] = PAVE_VERSION;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void core_log_set_level(enum core_log_level lvl)
 {
+    level_set = true;
     log_level = lvl;
 }
 
@@ -58,9 +61,27 @@ static bool is_secret_key(const char *k)
     return false;
 }
 
+/* PAVE_LOG_LEVEL=debug|info|warn|error sets the starting level (default info). */
+static void level_from_env(void)
+{
+    if (level_set)
+        return;
+    level_set = true;
+    const char *e = getenv("PAVE_LOG_LEVEL");
+    if (!e)
+        return;
+    if (!strcasecmp(e, "debug"))
+        log_level = CORE_LOG_DEBUG;
+    else if (!strcasecmp(e, "warn"))
+        log_level = CORE_LOG_WARN;
+    else if (!strcasecmp(e, "error"))
+        log_level = CORE_LOG_ERROR;
+}
+
 void core_log_emit(enum core_log_level lvl, const char *component, const char *body,
                    const struct core_log_field *fields)
 {
+    level_from_env();
     if (lvl < log_level)
         return;
     char ts[40];
