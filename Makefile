@@ -18,7 +18,7 @@ build: deps $(BUILD)/build.ninja
 
 # Install what is missing, build, run the platform with its embedded defaults and a demo org.
 up:
-	@scripts/install-deps
+	@scripts/install-deps --build-only
 	@$(MAKE) --no-print-directory build
 	./$(BUILD)/pave up
 

@@ -60,7 +60,9 @@ static int collect_files(const char *path, char ***files, size_t *n)
     if (!*files)
         return CLI_FAIL;
     if (*n == 0) {
-        cli_error("no manifests (*.yaml, *.yml, *.json) in directory '%s'", path);
+        cli_error("no manifests (.yaml, .yml or .json files) in directory '%s'", path);
+        core_free(*files);
+        *files = NULL;
         return CLI_FAIL;
     }
     return CLI_OK;
