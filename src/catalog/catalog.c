@@ -196,21 +196,33 @@ int catalog_service_list(struct catalog *cat, const struct catalog_service_query
         if (!pattern)
             return core_err_set(err, CORE_E_NOMEM, "out of memory");
     }
-    const char *where = " WHERE (? IS NULL OR team = ?) AND (? IS NULL OR name LIKE ? ESCAPE "
-                        "'\\' OR description LIKE ? ESCAPE '\\')";
-    struct store_value p[] = {
-        STORE_V_TEXT(q->team), STORE_V_TEXT(q->team), STORE_V_TEXT(pattern),
-        STORE_V_TEXT(pattern), STORE_V_TEXT(pattern), STORE_V_INT(limit),
-        STORE_V_INT(offset),
-    };
+    /* Bind only the filters that are present: "? IS NULL OR ..." forces a scan of every row. */
+    char where[256] = "";
+    struct store_value p[7];
+    size_t np = 0;
+    if (q->team) {
+        strcat(where, " WHERE team = ?");
+        p[np++] = STORE_V_TEXT(q->team);
+    }
+    if (pattern) {
+        strcat(where, np ? " AND" : " WHERE");
+        strcat(where, " (name LIKE ? ESCAPE '\\' OR description LIKE ? ESCAPE '\\')");
+        p[np++] = STORE_V_TEXT(pattern);
+        p[np++] = STORE_V_TEXT(pattern);
+    }
     char sql[512];
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM services%s", where);
-    int rc = store_query_int(cat->st, sql, p, 5, &out->total, err);
+    int rc = store_query_int(cat->st, sql, p, np, &out->total, err);
     if (!rc) {
         struct list_ctx c = {out, 0};
+        p[np] = STORE_V_INT(limit);
+        p[np + 1] = STORE_V_INT(offset);
+        /* The manifest is not part of a listing; leave it out of the read. */
         snprintf(sql, sizeof(sql),
-                 "SELECT " SERVICE_COLS " FROM services%s ORDER BY name LIMIT ? OFFSET ?", where);
-        rc = store_query(cat->st, sql, p, 7, list_row, &c, err);
+                 "SELECT name, team, tier, description, '' AS manifest, digest, revision, "
+                 "created_at, updated_at FROM services%s ORDER BY name LIMIT ? OFFSET ?",
+                 where);
+        rc = store_query(cat->st, sql, p, np + 2, list_row, &c, err);
         if (rc == CORE_E_NOMEM)
             core_err_set(err, rc, "out of memory");
     }

@@ -242,8 +242,7 @@ static int sq_query(void *ctx, const char *sql, const struct store_value *params
         sqlite3_finalize(st);
         return core_err_set(err, CORE_E_INVAL, "query returns too many columns");
     }
-    for (int i = 0; i < ncols; i++)
-        names[i] = sqlite3_column_name(st, i);
+    bool have_names = false;
     while (!out) {
         rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
@@ -251,6 +250,13 @@ static int sq_query(void *ctx, const char *sql, const struct store_value *params
         if (rc != SQLITE_ROW) {
             out = sq_err(s, err, rc, "query failed");
             break;
+        }
+        /* Names are fetched after the first step: a step may re-prepare the statement, which
+         * invalidates names fetched before it. */
+        if (!have_names) {
+            for (int i = 0; i < ncols; i++)
+                names[i] = sqlite3_column_name(st, i);
+            have_names = true;
         }
         for (int i = 0; i < ncols; i++) {
             switch (sqlite3_column_type(st, i)) {
