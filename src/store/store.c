@@ -5,12 +5,24 @@
 #include <stdio.h>
 #include <string.h>
 
+#define STORE_READERS 4
+
 struct store {
     const struct store_ops *ops;
-    void *ctx;
+    void *ctx; /* the writer connection */
     pthread_mutex_t lock;
     int depth; /* transaction nesting; > 1 uses savepoints. Guarded by lock. */
+    /* Read-only connections for queries outside this thread's transaction. */
+    void *readers[STORE_READERS];
+    bool reader_busy[STORE_READERS];
+    int nreaders;
+    pthread_mutex_t rlock;
+    pthread_cond_t rcond;
 };
+
+/* The store whose transaction this thread holds, if any: its queries must use the writer so
+ * they see their own uncommitted changes. */
+static _Thread_local const struct store *txn_store;
 
 int store_open(struct store **out, const char *url, struct core_err *err)
 {
@@ -35,11 +47,19 @@ int store_open(struct store **out, const char *url, struct core_err *err)
     pthread_mutex_init(&st->lock, &attr);
     pthread_mutexattr_destroy(&attr);
     st->ops = ops;
+    pthread_mutex_init(&st->rlock, NULL);
+    pthread_cond_init(&st->rcond, NULL);
     int rc = ops->open(&st->ctx, target, err);
     if (rc) {
-        pthread_mutex_destroy(&st->lock);
-        core_free(st);
+        store_close(st);
         return rc;
+    }
+    for (int i = 0; ops->open_reader && i < STORE_READERS; i++) {
+        if ((rc = ops->open_reader(&st->readers[i], target, err))) {
+            store_close(st);
+            return rc;
+        }
+        st->nreaders++;
     }
     *out = st;
     return 0;
@@ -49,7 +69,12 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
-    st->ops->close(st->ctx);
+    for (int i = 0; i < st->nreaders; i++)
+        st->ops->close(st->readers[i]);
+    if (st->ctx)
+        st->ops->close(st->ctx);
+    pthread_cond_destroy(&st->rcond);
+    pthread_mutex_destroy(&st->rlock);
     pthread_mutex_destroy(&st->lock);
     core_free(st);
 }
@@ -79,6 +104,25 @@ int store_exec(struct store *st, const char *sql, const struct store_value *para
 int store_query(struct store *st, const char *sql, const struct store_value *params,
                 size_t nparams, store_row_fn fn, void *arg, struct core_err *err)
 {
+    if (st->nreaders && txn_store != st) {
+        pthread_mutex_lock(&st->rlock);
+        int slot = -1;
+        while (slot < 0) {
+            for (int i = 0; i < st->nreaders && slot < 0; i++)
+                if (!st->reader_busy[i])
+                    slot = i;
+            if (slot < 0)
+                pthread_cond_wait(&st->rcond, &st->rlock);
+        }
+        st->reader_busy[slot] = true;
+        pthread_mutex_unlock(&st->rlock);
+        int rc = st->ops->query(st->readers[slot], sql, params, nparams, fn, arg, err);
+        pthread_mutex_lock(&st->rlock);
+        st->reader_busy[slot] = false;
+        pthread_cond_signal(&st->rcond);
+        pthread_mutex_unlock(&st->rlock);
+        return rc;
+    }
     pthread_mutex_lock(&st->lock);
     int rc = st->ops->query(st->ctx, sql, params, nparams, fn, arg, err);
     pthread_mutex_unlock(&st->lock);
@@ -121,6 +165,7 @@ int store_txn_begin(struct store *st, struct core_err *err)
         return rc;
     }
     st->depth++;
+    txn_store = st;
     return 0;
 }
 
@@ -129,6 +174,7 @@ int store_txn_commit(struct store *st, struct core_err *err)
     int rc;
     st->depth--;
     if (st->depth == 0) {
+        txn_store = NULL;
         rc = st->ops->commit(st->ctx, err);
         if (rc)
             st->ops->rollback(st->ctx);
@@ -145,6 +191,7 @@ void store_txn_rollback(struct store *st)
 {
     st->depth--;
     if (st->depth == 0) {
+        txn_store = NULL;
         st->ops->rollback(st->ctx);
     } else {
         char sql[96];

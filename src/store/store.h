@@ -9,8 +9,11 @@
  *
  * Lifecycle: store_open() runs pending migrations and refuses a schema newer than this binary
  * knows; store_close() frees everything. Threading: a `struct store` may be shared by threads.
- * Every call takes the store's (recursive) lock; store_txn_begin() keeps it until commit or
- * rollback, so a transaction is exclusive to the thread that began it.
+ * Writes and transactions go through one writer connection behind the store's (recursive) lock;
+ * store_txn_begin() keeps it until commit or rollback, so a transaction is exclusive to the thread
+ * that began it and that thread's queries see its own uncommitted work. Queries from any other
+ * thread, or outside a transaction, run on a small pool of read-only connections and see the
+ * last committed state, so reads do not queue behind each other or behind writes.
  *
  * The audit log is append-only: store_audit_append() records who did what to which object,
  * when, with SHA-256 digests of the object before and after. Nothing updates or deletes rows.
@@ -61,6 +64,9 @@ typedef int (*store_row_fn)(void *arg, const struct store_row *row);
 struct store_ops {
     const char *name;
     int (*open)(void **ctx, const char *target, struct core_err *err);
+    /* Opens an extra read-only connection for concurrent queries (NULL if unsupported). Called
+     * only after open() has migrated the schema. */
+    int (*open_reader)(void **ctx, const char *target, struct core_err *err);
     void (*close)(void *ctx);
     int (*exec)(void *ctx, const char *sql, const struct store_value *params, size_t nparams,
                 int64_t *changes, struct core_err *err);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "../testutil.h"
 
@@ -146,6 +147,48 @@ static void audit_is_append_only_and_filtered(void **state)
     assert_int_equal(n, 2);
 }
 
+struct count_arg {
+    struct store *st;
+    int64_t n;
+    int rc;
+};
+
+static void *count_teams(void *p)
+{
+    struct count_arg *a = p;
+    a->rc = store_query_int(a->st, "SELECT COUNT(*) FROM teams", NULL, 0, &a->n, NULL);
+    return NULL;
+}
+
+static void readers_see_committed_state_while_a_txn_is_open(void **state)
+{
+    struct test_env *e = *state;
+    struct core_err err = {0};
+    struct store_value p[] = {STORE_V_TEXT("pending")};
+    assert_int_equal(store_txn_begin(e->st, &err), 0);
+    assert_int_equal(store_exec(e->st,
+                                "INSERT INTO teams (name, created_at, updated_at) VALUES (?, 'n', "
+                                "'n')",
+                                p, 1, NULL, &err),
+                     0);
+    /* this thread sees its own write */
+    int64_t mine = 0;
+    assert_int_equal(store_query_int(e->st, "SELECT COUNT(*) FROM teams", NULL, 0, &mine, &err),
+                     0);
+    assert_int_equal(mine, 1);
+    /* another thread neither blocks nor sees it */
+    struct count_arg a = {e->st, -1, -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, count_teams, &a), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(a.n, 0);
+    assert_int_equal(store_txn_commit(e->st, &err), 0);
+    assert_int_equal(pthread_create(&t, NULL, count_teams, &a), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.n, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +200,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(nested_rollback_undoes_only_inner_work, setup, teardown),
         cmocka_unit_test_setup_teardown(sql_metacharacters_are_plain_data, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_is_append_only_and_filtered, setup, teardown),
+        cmocka_unit_test_setup_teardown(readers_see_committed_state_while_a_txn_is_open, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
