@@ -152,6 +152,42 @@ static bool body_only(struct api_req *r, json_t *j, const char *const *allowed)
     return true;
 }
 
+/* Parses a JSON object body that may hold only `allowed` members and must hold a DNS-label
+ * "name" (or `name_key`). Replies 400 and returns NULL on any problem; *name is borrowed from the
+ * returned object, which the caller decrefs. */
+static json_t *named_body(struct api_req *r, const char *const *allowed, const char *name_key,
+                          const char *kind, const char **name)
+{
+    json_t *j = json_body(r);
+    if (!j)
+        return NULL;
+    if (!body_only(r, j, allowed) || !body_str(r, j, name_key, 63, name))
+        goto bad;
+    if (!*name) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "field '%s' is required", name_key);
+        api_reply_error(r, CORE_E_INVAL, msg, NULL);
+        goto bad;
+    }
+    if (!check_label(r, kind, *name))
+        goto bad;
+    return j;
+bad:
+    json_decref(j);
+    return NULL;
+}
+
+/* Replies to an idempotent create: the error, or {"change", "name"} with 201 or 200. */
+static void reply_change(struct api_req *r, int rc, const struct core_err *err,
+                         enum catalog_change ch, const char *name)
+{
+    if (rc)
+        api_reply_err(r, err);
+    else
+        api_reply_json(r, ch == CATALOG_CREATED ? 201 : 200,
+                       json_pack("{s:s,s:s}", "change", catalog_change_name(ch), "name", name));
+}
+
 static const struct catalog_actor *actor(struct api_req *r)
 {
     return &r->who.actor;
@@ -364,26 +400,15 @@ static void h_team_get(struct api_req *r)
 
 static void h_team_create(struct api_req *r)
 {
-    json_t *j = json_body(r);
-    if (!j)
-        return;
     static const char *const allowed[] = {"name", "display_name", "description", NULL};
     const char *name, *display, *desc;
-    if (body_only(r, j, allowed) && body_str(r, j, "name", 63, &name) &&
-        body_str(r, j, "display_name", 200, &display) &&
+    json_t *j = named_body(r, allowed, "name", "team", &name);
+    if (j && body_str(r, j, "display_name", 200, &display) &&
         body_str(r, j, "description", 1000, &desc)) {
-        if (!name) {
-            api_reply_error(r, CORE_E_INVAL, "field 'name' is required", NULL);
-        } else if (check_label(r, "team", name)) {
-            enum catalog_change ch;
-            struct core_err err = {0};
-            if (catalog_team_create(api_ctx(r)->cat, actor(r), name, display, desc, &ch, &err))
-                api_reply_err(r, &err);
-            else
-                api_reply_json(r, ch == CATALOG_CREATED ? 201 : 200,
-                               json_pack("{s:s,s:s}", "change", catalog_change_name(ch), "name",
-                                         name));
-        }
+        enum catalog_change ch = CATALOG_UNCHANGED;
+        struct core_err err = {0};
+        int rc = catalog_team_create(api_ctx(r)->cat, actor(r), name, display, desc, &ch, &err);
+        reply_change(r, rc, &err, ch, name);
     }
     json_decref(j);
 }
@@ -403,24 +428,14 @@ static void h_member_add(struct api_req *r)
 {
     if (!check_label(r, "team", param(r, 0)))
         return;
-    json_t *j = json_body(r);
-    if (!j)
-        return;
     static const char *const allowed[] = {"user", NULL};
     const char *user;
-    if (body_only(r, j, allowed) && body_str(r, j, "user", 63, &user)) {
-        if (!user) {
-            api_reply_error(r, CORE_E_INVAL, "field 'user' is required", NULL);
-        } else if (check_label(r, "user", user)) {
-            enum catalog_change ch;
-            struct core_err err = {0};
-            if (catalog_member_add(api_ctx(r)->cat, actor(r), param(r, 0), user, &ch, &err))
-                api_reply_err(r, &err);
-            else
-                api_reply_json(r, ch == CATALOG_CREATED ? 201 : 200,
-                               json_pack("{s:s,s:s,s:s}", "change", catalog_change_name(ch),
-                                         "team", param(r, 0), "user", user));
-        }
+    json_t *j = named_body(r, allowed, "user", "user", &user);
+    if (j) {
+        enum catalog_change ch = CATALOG_UNCHANGED;
+        struct core_err err = {0};
+        int rc = catalog_member_add(api_ctx(r)->cat, actor(r), param(r, 0), user, &ch, &err);
+        reply_change(r, rc, &err, ch, user);
     }
     json_decref(j);
 }
@@ -465,29 +480,20 @@ static void h_users_list(struct api_req *r)
 
 static void h_user_create(struct api_req *r)
 {
-    json_t *j = json_body(r);
-    if (!j)
-        return;
     static const char *const allowed[] = {"name", "display_name", "admin", NULL};
     const char *name, *display;
+    json_t *j = named_body(r, allowed, "name", "user", &name);
+    if (!j)
+        return;
     json_t *adm = json_object_get(j, "admin");
     if (adm && !json_is_boolean(adm)) {
         api_reply_error(r, CORE_E_INVAL, "field 'admin' must be true or false", NULL);
-    } else if (body_only(r, j, allowed) && body_str(r, j, "name", 63, &name) &&
-               body_str(r, j, "display_name", 200, &display)) {
-        if (!name) {
-            api_reply_error(r, CORE_E_INVAL, "field 'name' is required", NULL);
-        } else if (check_label(r, "user", name)) {
-            enum catalog_change ch;
-            struct core_err err = {0};
-            if (catalog_user_create(api_ctx(r)->cat, actor(r), name, display, json_is_true(adm),
-                                    &ch, &err))
-                api_reply_err(r, &err);
-            else
-                api_reply_json(r, ch == CATALOG_CREATED ? 201 : 200,
-                               json_pack("{s:s,s:s}", "change", catalog_change_name(ch), "name",
-                                         name));
-        }
+    } else if (body_str(r, j, "display_name", 200, &display)) {
+        enum catalog_change ch = CATALOG_UNCHANGED;
+        struct core_err err = {0};
+        int rc = catalog_user_create(api_ctx(r)->cat, actor(r), name, display, json_is_true(adm),
+                                     &ch, &err);
+        reply_change(r, rc, &err, ch, name);
     }
     json_decref(j);
 }
@@ -517,25 +523,14 @@ static void h_envs_list(struct api_req *r)
 
 static void h_env_create(struct api_req *r)
 {
-    json_t *j = json_body(r);
-    if (!j)
-        return;
     static const char *const allowed[] = {"name", "description", NULL};
     const char *name, *desc;
-    if (body_only(r, j, allowed) && body_str(r, j, "name", 63, &name) &&
-        body_str(r, j, "description", 1000, &desc)) {
-        if (!name) {
-            api_reply_error(r, CORE_E_INVAL, "field 'name' is required", NULL);
-        } else if (check_label(r, "environment", name)) {
-            enum catalog_change ch;
-            struct core_err err = {0};
-            if (catalog_env_create(api_ctx(r)->cat, actor(r), name, desc, &ch, &err))
-                api_reply_err(r, &err);
-            else
-                api_reply_json(r, ch == CATALOG_CREATED ? 201 : 200,
-                               json_pack("{s:s,s:s}", "change", catalog_change_name(ch), "name",
-                                         name));
-        }
+    json_t *j = named_body(r, allowed, "name", "environment", &name);
+    if (j && body_str(r, j, "description", 1000, &desc)) {
+        enum catalog_change ch = CATALOG_UNCHANGED;
+        struct core_err err = {0};
+        int rc = catalog_env_create(api_ctx(r)->cat, actor(r), name, desc, &ch, &err);
+        reply_change(r, rc, &err, ch, name);
     }
     json_decref(j);
 }
