@@ -70,11 +70,17 @@ struct catalog_manifest {
 void catalog_manifest_init(struct catalog_manifest *m);
 void catalog_manifest_release(struct catalog_manifest *m);
 
+/* Renders the manifest reference table (every key, type, default, constraint and doc line) as
+ * Markdown, from the same schema tables the validator uses; docs/manifest.md embeds it. */
+int catalog_manifest_schema_markdown(struct core_buf *out);
+
 /*
  * Parses and validates one manifest document (YAML or JSON) named `file`. Checks: apiVersion and
  * kind, unknown keys (with "did you mean"), types, DNS-label names, tier range, ports (range,
  * duplicates by name and number, protocol), durations ("5s", "300ms"), quantities ("256Mi",
  * "0.5"), replicas and rollout bounds, env/secret names, dependencies, SLO values.
+ * *m is initialized here (callers may still init it first); diags may be NULL (problems are
+ * then only counted); a NULL file is named "<input>".
  * returns: 0 with *m filled; CORE_E_INVAL with every problem appended to diags (m left
  * released); CORE_E_TOO_BIG for input over CATALOG_MANIFEST_MAX; CORE_E_NOMEM.
  */

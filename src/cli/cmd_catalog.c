@@ -16,7 +16,9 @@ static const char catalog_usage[] =
     "  validate -f FILE|DIR   check manifests locally and print every problem (no server)\n"
     "  list [--team T] [-q TEXT] [--limit N] [--offset N] [--all]\n"
     "  show NAME              the service and its manifest\n"
-    "  delete NAME            remove a service from the catalog\n\n"
+    "  delete NAME            remove a service from the catalog\n"
+    "  schema                 print the manifest reference table (Markdown), generated from\n"
+    "                         the validator's own schema\n\n"
     "flags: -o table|json|yaml on list, show and apply. See docs/manifest.md.\n";
 
 /* Collects manifest files: FILE itself, or the .yaml, .yml and .json files of DIR (sorted). */
@@ -297,6 +299,15 @@ int cli_cmd_catalog(struct cli_ctx *ctx, int argc, char **argv)
         return do_list(ctx, argc - 1, argv + 1);
     if (strcmp(verb, "show") == 0 || strcmp(verb, "get") == 0)
         return do_show_delete(ctx, argc - 1, argv + 1, false);
+    if (strcmp(verb, "schema") == 0) {
+        struct core_buf b;
+        core_buf_init(&b, 0);
+        int rc = catalog_manifest_schema_markdown(&b);
+        if (!rc)
+            fputs(b.data, stdout);
+        core_buf_release(&b);
+        return rc ? CLI_FAIL : CLI_OK;
+    }
     if (strcmp(verb, "delete") == 0 || strcmp(verb, "rm") == 0)
         return do_show_delete(ctx, argc - 1, argv + 1, true);
     cli_error("unknown verb 'catalog %s' (use apply, validate, list, show or delete)", verb);

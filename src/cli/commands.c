@@ -11,7 +11,7 @@ const struct cli_command cli_commands[] = {
     {"login", cli_cmd_login, "save a server URL and token to ~/.config/pave/config", ""},
     {"whoami", cli_cmd_whoami, "show the user behind the current token", ""},
     {"catalog", cli_cmd_catalog, "apply, validate, list, show and delete services",
-     "apply validate list show delete"},
+     "apply validate list show delete schema"},
     {"team", cli_cmd_team, "list, show, create and delete teams; manage members",
      "list show create delete add-member remove-member"},
     {"user", cli_cmd_user, "list and create users", "list create"},

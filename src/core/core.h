@@ -119,6 +119,9 @@ char *core_arena_sprintf(struct core_arena *a, const char *fmt, ...) CORE_PRINTF
 /* ---- text helpers --------------------------------------------------------------------- */
 
 bool core_utf8_valid(const char *s, size_t n);
+/* Decodes the UTF-8 sequence at s (at most n bytes, n >= 1) into *cp. returns: its length in
+ * bytes, or 0 when it is invalid (overlong, surrogate, out of range or truncated). */
+size_t core_utf8_decode(const char *s, size_t n, unsigned *cp);
 /* RFC 1123 DNS label: 1..63 chars of [a-z0-9-], not starting or ending with '-'. */
 bool core_is_dns_label(const char *s);
 /* Levenshtein distance, capped at 64 for long strings. */

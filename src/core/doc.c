@@ -8,6 +8,8 @@
 #include <yaml.h>
 
 #define DOC_MAX_DEPTH 64
+/* The duplicate-key check is quadratic; a cap keeps a hostile map from costing seconds. */
+#define DOC_MAX_KEYS 1024
 #define DOC_ARENA_CAP (64u << 20)
 
 struct builder {
@@ -114,6 +116,11 @@ static int parse_collection(struct builder *bd, struct core_node *node, struct c
             int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
             yaml_event_delete(&ev);
             return build_err(bd, err, line, col, "mapping keys must be plain strings");
+        }
+        if (node->n >= DOC_MAX_KEYS) {
+            int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
+            yaml_event_delete(&ev);
+            return build_err(bd, err, line, col, "mapping has too many keys (limit 1024)");
         }
         struct core_node *key_node = NULL;
         rc = parse_node(bd, &ev, &key_node, err);
@@ -419,6 +426,7 @@ int core_node_to_json(const struct core_node *node, struct core_buf *out)
             const char *v = node->value;
             if (v[0] == '+' || (v[0] == '0' && v[1] >= '0' && v[1] <= '9') ||
                 (v[0] == '-' && v[1] == '0' && v[2] >= '0' && v[2] <= '9') || v[0] == '.' ||
+                (v[0] == '-' && v[1] == '.') ||
                 strstr(v, ".e") || v[strlen(v) - 1] == '.') {
                 double d = 0;
                 core_scalar_is_number(node, &d);

@@ -177,14 +177,16 @@ int core_buf_add_html(struct core_buf *b, const char *s)
     return rc;
 }
 
-/* Length of the valid UTF-8 sequence at s (max n bytes), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+size_t core_utf8_decode(const char *str, size_t n, unsigned *cp)
 {
+    const unsigned char *s = (const unsigned char *)str;
     unsigned c = s[0];
     size_t len;
     unsigned min;
-    if (c < 0x80)
+    if (c < 0x80) {
+        *cp = c;
         return 1;
+    }
     if ((c & 0xE0) == 0xC0) {
         len = 2;
         min = 0x80;
@@ -209,7 +211,14 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     }
     if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
         return 0;
+    *cp = c;
     return len;
+}
+
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned cp;
+    return core_utf8_decode((const char *)s, n, &cp);
 }
 
 bool core_utf8_valid(const char *s, size_t n)

@@ -102,9 +102,29 @@ int core_parse_duration_ms(const char *s, int64_t *out_ms)
     return 0;
 }
 
+/* strtod would also take hex, exponents and locale forms: allow only digits and one dot, and
+ * require strtod to stop exactly where they end. */
+static bool plain_decimal_prefix(const char *s)
+{
+    bool dot = false, digit = false;
+    const char *p = s;
+    for (; *p && (isdigit((unsigned char)*p) || *p == '.'); p++) {
+        if (*p == '.') {
+            if (dot)
+                return false;
+            dot = true;
+        } else {
+            digit = true;
+        }
+    }
+    char *end = NULL;
+    strtod(s, &end);
+    return digit && end == p;
+}
+
 int core_parse_bytes(const char *s, int64_t *out)
 {
-    if (!s || !*s || !isdigit((unsigned char)*s))
+    if (!s || !*s || !isdigit((unsigned char)*s) || !plain_decimal_prefix(s))
         return CORE_E_INVAL;
     errno = 0;
     char *end;
@@ -133,7 +153,7 @@ int core_parse_bytes(const char *s, int64_t *out)
 
 int core_parse_millicores(const char *s, int64_t *out)
 {
-    if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
+    if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.') || !plain_decimal_prefix(s))
         return CORE_E_INVAL;
     errno = 0;
     char *end;

@@ -238,3 +238,15 @@ renamed() {
     expect_status 400
     [[ "$API_BODY" == *"manifest names service 'payments-api' but the URL names 'ledger'"* ]]
 }
+
+@test "docs/manifest.md carries the reference table generated from the validator's schema" {
+    run -0 "$PAVE_BIN" catalog schema
+    [ -n "$output" ]
+    schema="$output"
+    python3 -c '
+import sys
+doc = open(sys.argv[1]).read()
+table = sys.stdin.read()
+sys.exit(0 if table.strip() in doc else "docs/manifest.md is out of date: paste the output of pave catalog schema")
+' "$BATS_TEST_DIRNAME/../../docs/manifest.md" <<<"$schema"
+}

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -11,7 +12,6 @@
 #include "catalog/catalog.h"
 
 /* Defined in manifest.c; not in catalog.h yet. */
-int catalog_manifest_schema_markdown(struct core_buf *out);
 
 static const char minimal[] = "apiVersion: pave/v1\n"
                               "kind: Service\n"
@@ -621,11 +621,35 @@ static void problems_are_capped(void **state)
     core_buf_release(&b);
 }
 
+static void long_lists_are_refused_before_pairwise_checks(void **state)
+{
+    struct core_buf b;
+    core_buf_init(&b, 0);
+    assert_int_equal(core_buf_adds(&b, minimal), 0);
+    assert_int_equal(core_buf_adds(&b, "spec:\n  run:\n    secrets: [S0"), 0);
+    for (int i = 1; i < 30000; i++)
+        assert_int_equal(core_buf_addf(&b, ",S%d", i), 0);
+    assert_int_equal(core_buf_adds(&b, "]\n"), 0);
+    struct result r;
+    const struct catalog_diag *g =
+        expect_one(&r, b.data, "secrets has too many items (30000, at most 256)");
+    assert_string_equal(g->path, "spec.run.secrets");
+    release(&r);
+    core_buf_release(&b);
+}
+
 static void null_diags_still_fail(void **state)
 {
     struct catalog_manifest m;
     assert_int_equal(catalog_manifest_parse(NULL, "x: 1\n", 5, &m, NULL, NULL), CORE_E_INVAL);
     assert_null(m.json);
+}
+
+/* The failure setting from the environment (CORE_FAILMALLOC=N), restored after sweeps. */
+static unsigned env_failmalloc(void)
+{
+    const char *e = getenv("CORE_FAILMALLOC");
+    return e ? (unsigned)strtoul(e, NULL, 10) : 0;
 }
 
 static void allocation_failures_do_not_crash_or_leak(void **state)
@@ -638,6 +662,40 @@ static void allocation_failures_do_not_crash_or_leak(void **state)
             parse(&r, inputs[k]);
             core_failmalloc_set(0);
             assert_true(r.rc == CORE_E_NOMEM || r.rc == (k == 0 ? 0 : CORE_E_INVAL));
+            release(&r);
+        }
+    }
+    core_failmalloc_set(env_failmalloc());
+}
+
+/*
+ * Under CORE_FAILMALLOC=N (the CI allocation-failure run) only these run: every input must come
+ * back with its normal result or CORE_E_NOMEM, without crashing or leaking.
+ */
+static void every_input_survives_allocation_failures(void **state)
+{
+    static const struct {
+        const char *text;
+        int rc;
+    } cases[] = {
+        {minimal, 0},
+        {product_example, 0},
+        {"{\"apiVersion\":\"pave/v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"a\","
+         "\"team\":\"b\"}}",
+         0},
+        {"apiVersion: pave/v2\nkind: s\nmetadata: {name: A_, tier: 9, tags: {k: 1}}\n"
+         "spec: {replica: 1, run: {ports: [{name: a, port: 1}, {name: a, port: 1}]}}\n",
+         CORE_E_INVAL},
+        {"apiVersion: [\n", CORE_E_INVAL},
+        {"", CORE_E_INVAL},
+    };
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+            struct result r;
+            parse(&r, cases[i].text);
+            if (r.rc != cases[i].rc && r.rc != CORE_E_NOMEM)
+                dump(&r);
+            assert_true(r.rc == cases[i].rc || r.rc == CORE_E_NOMEM);
             release(&r);
         }
     }
@@ -692,9 +750,16 @@ int main(void)
         cmocka_unit_test(digest_is_stable_and_content_sensitive),
         cmocka_unit_test(diagnostics_format_one_per_line),
         cmocka_unit_test(problems_are_capped),
+        cmocka_unit_test(long_lists_are_refused_before_pairwise_checks),
         cmocka_unit_test(null_diags_still_fail),
         cmocka_unit_test(allocation_failures_do_not_crash_or_leak),
         cmocka_unit_test(schema_reference_lists_every_key),
     };
+    const struct CMUnitTest failmalloc_tests[] = {
+        cmocka_unit_test(every_input_survives_allocation_failures),
+        cmocka_unit_test(allocation_failures_do_not_crash_or_leak),
+    };
+    if (env_failmalloc())
+        return cmocka_run_group_tests(failmalloc_tests, NULL, NULL);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,6 +103,9 @@ static void durations_quantities_and_cpu(void **state)
     assert_int_equal(core_parse_bytes("1G", &v), 0);
     assert_int_equal(v, 1000000000);
     assert_int_equal(core_parse_bytes("12XB", &v), CORE_E_INVAL);
+    assert_int_equal(core_parse_bytes("0x10", &v), CORE_E_INVAL);
+    assert_int_equal(core_parse_bytes("1e3", &v), CORE_E_INVAL);
+    assert_int_equal(core_parse_millicores("0x1", &v), CORE_E_INVAL);
     assert_int_equal(core_parse_millicores("0.5", &v), 0);
     assert_int_equal(v, 500);
     assert_int_equal(core_parse_millicores("250m", &v), 0);

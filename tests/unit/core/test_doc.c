@@ -61,6 +61,19 @@ static void deep_nesting_is_refused(void **state)
     assert_non_null(strstr(err.msg, "nested too deeply"));
 }
 
+static void huge_maps_are_refused(void **state)
+{
+    struct core_buf b;
+    core_buf_init(&b, 0);
+    for (int i = 0; i < 2000; i++)
+        core_buf_addf(&b, "k%d: x\n", i);
+    struct core_doc doc;
+    struct core_err err = {0};
+    assert_int_equal(parse(b.data, &doc, &err), CORE_E_INVAL);
+    assert_non_null(strstr(err.msg, "too many keys"));
+    core_buf_release(&b);
+}
+
 static void bad_bytes_are_refused(void **state)
 {
     struct core_doc doc;
@@ -76,14 +89,14 @@ static void json_rendering_types_scalars(void **state)
 {
     struct core_doc doc;
     struct core_err err = {0};
-    assert_int_equal(parse("n: 2\ns: \"2\"\nb: true\nz: ~\nf: 0.5\nw: hello\nl: [1, a]\n", &doc,
-                           &err),
+    assert_int_equal(parse("n: 2\ns: \"2\"\nb: true\nz: ~\nf: 0.5\nw: hello\nl: [1, a]\nm: -.5\n",
+                           &doc, &err),
                      0);
     struct core_buf b;
     core_buf_init(&b, 0);
     assert_int_equal(core_node_to_json(doc.root, &b), 0);
     assert_string_equal(
-        b.data, "{\"n\":2,\"s\":\"2\",\"b\":true,\"z\":null,\"f\":0.5,\"w\":\"hello\",\"l\":[1,\"a\"]}");
+        b.data, "{\"n\":2,\"s\":\"2\",\"b\":true,\"z\":null,\"f\":0.5,\"w\":\"hello\",\"l\":[1,\"a\"],\"m\":-0.5}");
     core_buf_release(&b);
     core_doc_release(&doc);
 }
@@ -121,6 +134,7 @@ int main(void)
         cmocka_unit_test(duplicate_keys_aliases_and_tags_are_refused),
         cmocka_unit_test(deep_nesting_is_refused),
         cmocka_unit_test(bad_bytes_are_refused),
+        cmocka_unit_test(huge_maps_are_refused),
         cmocka_unit_test(json_rendering_types_scalars),
         cmocka_unit_test(json_input_is_accepted),
         cmocka_unit_test(allocation_failures_never_crash_or_leak),
