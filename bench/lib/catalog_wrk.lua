@@ -1,6 +1,7 @@
 -- wrk script for bench/catalog. Environment:
 --   PAVE_TOKEN   bearer token
 --   BENCH_MODE   "list" (GET /api/v1/services?limit=50&offset=<random multiple of 50>) or
+--                "cursor" (GET /api/v1/services?limit=50&after=<random svc-NNNNN>) or
 --                "show" (GET /api/v1/services/<random svc-NNNNN>)
 --   BENCH_N      number of services loaded (svc-00000 .. svc-<N-1>)
 -- done() prints one machine-readable line: RESULT mode=... p50_ms=... p99_ms=... rps=...
@@ -24,6 +25,10 @@ end
 local pages = math.max(1, math.floor(n / 50))
 
 function request()
+  if mode == "cursor" then
+    return wrk.format("GET", string.format("/api/v1/services?limit=50&after=svc-%05d",
+                                           math.random(0, n - 1)))
+  end
   if mode == "show" then
     return wrk.format("GET", string.format("/api/v1/services/svc-%05d", math.random(0, n - 1)))
   end

@@ -371,7 +371,7 @@ struct api_server *api_server_start(const struct api_config *cfg, struct store *
     if (!srv->cfg.max_body)
         srv->cfg.max_body = 1024 * 1024;
     if (!srv->cfg.threads)
-        srv->cfg.threads = 4;
+        srv->cfg.threads = 2;
     srv->ctx.st = st;
     srv->ctx.cat = cat;
     srv->ctx.portal = portal;

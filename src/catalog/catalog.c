@@ -144,36 +144,40 @@ int catalog_service_get(struct catalog *cat, const char *name, struct catalog_se
     return core_err_set(err, CORE_E_NOTFOUND, "service '%s' not found", name);
 }
 
-struct list_ctx {
-    struct catalog_service_list *l;
-    size_t cap;
-};
-
-static int list_row(void *arg, const struct store_row *row)
+/* A borrowed view of a row; strings live until the callback returns. */
+static void service_view(struct catalog_service *s, const struct store_row *row)
 {
-    struct list_ctx *c = arg;
-    if (c->l->n == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 16;
-        struct catalog_service *items = core_realloc(c->l->items, nc * sizeof(*items));
-        if (!items)
-            return CORE_E_NOMEM;
-        c->l->items = items;
-        c->cap = nc;
-    }
-    int rc = service_from_row(&c->l->items[c->l->n], row);
-    if (rc)
-        return rc;
-    c->l->n++;
-    return 0;
+    s->name = (char *)store_row_text(row, "name");
+    s->team = (char *)store_row_text(row, "team");
+    s->tier = (int)store_row_int(row, "tier");
+    s->description = (char *)store_row_text(row, "description");
+    s->manifest = NULL;
+    s->digest = (char *)store_row_text(row, "digest");
+    s->revision = store_row_int(row, "revision");
+    s->created_at = (char *)store_row_text(row, "created_at");
+    s->updated_at = (char *)store_row_text(row, "updated_at");
 }
 
-int catalog_service_list(struct catalog *cat, const struct catalog_service_query *q,
-                         struct catalog_service_list *out, struct core_err *err)
+struct each_ctx {
+    catalog_service_fn fn;
+    void *arg;
+};
+
+static int each_row(void *arg, const struct store_row *row)
 {
-    memset(out, 0, sizeof(*out));
+    struct each_ctx *c = arg;
+    struct catalog_service s;
+    service_view(&s, row);
+    return c->fn(c->arg, &s);
+}
+
+int catalog_service_each(struct catalog *cat, const struct catalog_service_query *q,
+                         int64_t *total, catalog_service_fn fn, void *arg, struct core_err *err)
+{
     int limit = q->limit > 0 && q->limit <= 500 ? q->limit : 50;
     int offset = q->offset > 0 ? q->offset : 0;
     char *pattern = NULL;
+    *total = 0;
     if (q->search && *q->search) {
         /* Escape LIKE wildcards so a search for "a_b" means exactly that. */
         struct core_buf b;
@@ -197,8 +201,8 @@ int catalog_service_list(struct catalog *cat, const struct catalog_service_query
             return core_err_set(err, CORE_E_NOMEM, "out of memory");
     }
     /* Bind only the filters that are present: "? IS NULL OR ..." forces a scan of every row. */
-    char where[256] = "";
-    struct store_value p[7];
+    char where[320] = "";
+    struct store_value p[8];
     size_t np = 0;
     if (q->team) {
         strcat(where, " WHERE team = ?");
@@ -212,21 +216,80 @@ int catalog_service_list(struct catalog *cat, const struct catalog_service_query
     }
     char sql[512];
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM services%s", where);
-    int rc = store_query_int(cat->st, sql, p, np, &out->total, err);
+    int rc = store_query_int(cat->st, sql, p, np, total, err);
     if (!rc) {
-        struct list_ctx c = {out, 0};
+        struct each_ctx c = {fn, arg};
+        /* A cursor seeks in the index instead of stepping over `offset` entries. */
+        if (q->after) {
+            strcat(where, np ? " AND name > ?" : " WHERE name > ?");
+            p[np++] = STORE_V_TEXT(q->after);
+        }
         p[np] = STORE_V_INT(limit);
         p[np + 1] = STORE_V_INT(offset);
-        /* The manifest is not part of a listing; leave it out of the read. */
+        /* The manifest is not part of a listing; the covering index serves this query. */
         snprintf(sql, sizeof(sql),
-                 "SELECT name, team, tier, description, '' AS manifest, digest, revision, "
-                 "created_at, updated_at FROM services%s ORDER BY name LIMIT ? OFFSET ?",
+                 "SELECT name, team, tier, description, digest, revision, created_at, "
+                 "updated_at FROM services%s ORDER BY name LIMIT ? OFFSET ?",
                  where);
-        rc = store_query(cat->st, sql, p, np + 2, list_row, &c, err);
+        rc = store_query(cat->st, sql, p, np + 2, each_row, &c, err);
         if (rc == CORE_E_NOMEM)
             core_err_set(err, rc, "out of memory");
     }
     core_free(pattern);
+    return rc;
+}
+
+struct list_ctx {
+    struct catalog_service_list *l;
+    size_t cap;
+};
+
+static int dup_service(struct catalog_service *d, const struct catalog_service *s)
+{
+    memset(d, 0, sizeof(*d));
+    d->name = core_strdup(s->name);
+    d->team = core_strdup(s->team);
+    d->tier = s->tier;
+    d->description = s->description ? core_strdup(s->description) : NULL;
+    d->manifest = core_strdup(s->manifest ? s->manifest : "");
+    d->digest = core_strdup(s->digest);
+    d->revision = s->revision;
+    d->created_at = core_strdup(s->created_at);
+    d->updated_at = core_strdup(s->updated_at);
+    if (!d->name || !d->team || !d->manifest || !d->digest || !d->created_at || !d->updated_at ||
+        (s->description && !d->description)) {
+        catalog_service_release(d);
+        return CORE_E_NOMEM;
+    }
+    return 0;
+}
+
+static int list_item(void *arg, const struct catalog_service *s)
+{
+    struct list_ctx *c = arg;
+    if (c->l->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        struct catalog_service *items = core_realloc(c->l->items, nc * sizeof(*items));
+        if (!items)
+            return CORE_E_NOMEM;
+        c->l->items = items;
+        c->cap = nc;
+    }
+    int rc = dup_service(&c->l->items[c->l->n], s);
+    if (rc)
+        return rc;
+    c->l->n++;
+    return 0;
+}
+
+int catalog_service_list(struct catalog *cat, const struct catalog_service_query *q,
+                         struct catalog_service_list *out, struct core_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    struct list_ctx c = {out, 0};
+    int rc = catalog_service_each(cat, q, &out->total, list_item, &c, err);
+    if (rc == CORE_E_NOMEM)
+        core_err_set(err, rc, "out of memory");
     if (rc)
         catalog_service_list_release(out);
     return rc;

@@ -141,6 +141,7 @@ void catalog_service_list_release(struct catalog_service_list *l);
 struct catalog_service_query {
     const char *team;   /* exact team, NULL = any */
     const char *search; /* substring of name or description, NULL = any */
+    const char *after;  /* keyset cursor: only names sorting after this one, NULL = from start */
     int limit;          /* 1..500, default 50 */
     int offset;
 };
@@ -156,8 +157,15 @@ int catalog_service_apply(struct catalog *cat, const struct catalog_actor *actor
                           struct core_err *err);
 int catalog_service_get(struct catalog *cat, const char *name, struct catalog_service *out,
                         struct core_err *err);
+/* Copies one page of services (manifest left empty) into out; release it after. */
 int catalog_service_list(struct catalog *cat, const struct catalog_service_query *q,
                          struct catalog_service_list *out, struct core_err *err);
+/* Calls fn for each service of the page without copying: the struct and its strings are
+ * borrowed for the duration of the call (manifest is NULL). *total receives the count of
+ * matching services before paging. A non-zero return from fn stops and is returned. */
+typedef int (*catalog_service_fn)(void *arg, const struct catalog_service *s);
+int catalog_service_each(struct catalog *cat, const struct catalog_service_query *q,
+                         int64_t *total, catalog_service_fn fn, void *arg, struct core_err *err);
 int catalog_service_delete(struct catalog *cat, const struct catalog_actor *actor,
                            const char *name, struct core_err *err);
 

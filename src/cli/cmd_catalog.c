@@ -208,11 +208,16 @@ static int do_list(struct cli_ctx *ctx, int argc, char **argv)
         return rc;
     json_t *items = json_array();
     long off = offset ? strtol(offset, NULL, 10) : 0;
+    char *after = NULL; /* --all pages with the keyset cursor the server returns */
     for (;;) {
         struct core_buf path;
         core_buf_init(&path, 0);
-        core_buf_addf(&path, "/api/v1/services?offset=%ld&limit=%s", off,
+        core_buf_addf(&path, "/api/v1/services?offset=%ld&limit=%s", after ? 0 : off,
                       limit ? limit : (all ? "500" : "50"));
+        if (after) {
+            core_buf_adds(&path, "&after=");
+            core_buf_add_urlenc(&path, after);
+        }
         if (team) {
             core_buf_adds(&path, "&team=");
             core_buf_add_urlenc(&path, team);
@@ -226,21 +231,23 @@ static int do_list(struct cli_ctx *ctx, int argc, char **argv)
         core_buf_release(&path);
         if (rc) {
             json_decref(items);
+            core_free(after);
             return rc;
         }
         json_array_extend(items, json_object_get(resp, "items"));
         json_t *next = json_object_get(resp, "next_offset");
-        bool more = all && json_is_integer(next);
-        if (more)
-            off = (long)json_integer_value(next);
-        if (!more && !all && json_is_integer(next) && ctx->format == CLI_TABLE) {
+        const char *next_after = json_string_value(json_object_get(resp, "next_after"));
+        bool more = all && next_after;
+        core_free(after);
+        after = more ? core_strdup(next_after) : NULL;
+        if (!all && json_is_integer(next) && ctx->format == CLI_TABLE) {
             fprintf(stderr, "(showing %zu of %lld; use --all or --offset %lld for more)\n",
                     json_array_size(items),
                     (long long)json_integer_value(json_object_get(resp, "total")),
                     (long long)json_integer_value(next));
         }
         json_decref(resp);
-        if (!more)
+        if (!after)
             break;
     }
     static const struct cli_column cols[] = {

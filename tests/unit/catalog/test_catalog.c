@@ -164,6 +164,11 @@ static void list_pages_filters_and_searches_literally(void **state)
     assert_int_equal(l.n, 1);
     assert_string_equal(l.items[0].name, "payments-api");
     catalog_service_list_release(&l);
+    q = (struct catalog_service_query){.after = "auth-service", .limit = 1};
+    assert_int_equal(catalog_service_list(f->cat, &q, &l, &err), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.items[0].name, "ledger");
+    catalog_service_list_release(&l);
     q = (struct catalog_service_query){.team = "identity"};
     assert_int_equal(catalog_service_list(f->cat, &q, &l, &err), 0);
     assert_int_equal(l.total, 1);
