@@ -30,7 +30,7 @@ struct api_config {
     const char *listen_addr; /* IPv4 literal; default 127.0.0.1 */
     int port;                /* 0 = pick a free port (see api_server_port) */
     size_t max_body;         /* request body cap in bytes; default 1 MiB */
-    unsigned threads;        /* worker threads; default 4 */
+    unsigned threads;        /* worker threads; default 2 (one per core here) */
 };
 
 /* returns: owned by caller, stop with api_server_stop(); NULL and err on failure (e.g. the
