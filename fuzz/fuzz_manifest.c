@@ -16,26 +16,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check_round_trip(const struct catalog_manifest *m)
 {
     struct catalog_manifest again;
-    struct catalog_diags diags;
-    catalog_diags_init(&diags);
+    struct schema_diags diags;
+    schema_diags_init(&diags);
     int rc = catalog_manifest_parse("fuzz.json", m->json, strlen(m->json), &again, &diags, NULL);
     if (rc == 0 && (strcmp(again.json, m->json) != 0 || strcmp(again.digest, m->digest) != 0))
         __builtin_trap();
     /* NOMEM and TOO_BIG (escapes can grow the text) are acceptable; INVAL is not */
     if (rc == CORE_E_INVAL)
         __builtin_trap();
-    catalog_diags_release(&diags);
+    schema_diags_release(&diags);
     catalog_manifest_release(&again);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct catalog_manifest m;
-    struct catalog_diags diags;
+    struct schema_diags diags;
     struct core_err err = {0};
     struct core_buf out;
 
-    catalog_diags_init(&diags);
+    schema_diags_init(&diags);
     core_buf_init(&out, 0);
     int rc = catalog_manifest_parse("fuzz.yaml", (const char *)data, size, &m, &diags, &err);
     /* success: a filled manifest and no diagnostics; failure: a released manifest, and for
@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (m.name || m.json || (rc == CORE_E_INVAL && diags.n == 0)) {
         __builtin_trap();
     }
-    catalog_diags_format(&diags, &out);
+    schema_diags_format(&diags, &out);
     /* one line per diagnostic, whatever the input */
     size_t lines = 0;
     for (size_t i = 0; i < out.len; i++)
@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (lines != diags.n || memchr(out.data, '\0', out.len))
         __builtin_trap();
     core_buf_release(&out);
-    catalog_diags_release(&diags);
+    schema_diags_release(&diags);
     catalog_manifest_release(&m);
     return 0;
 }

@@ -8,10 +8,15 @@
  * `{"error":{"code":…,"message":…,"details":[…]}}`; bodies are capped (max_body); lists are
  * paginated with limit/offset and return `total` and `next_offset`.
  *
- * Lifecycle: api_server_start() borrows store, catalog and portal (they must outlive the
- * server) and starts a thread pool; api_server_stop() waits for in-flight requests and frees.
- * Handlers run on the pool's threads; everything they share is behind the store's lock or the
- * metrics lock.
+ * It also hosts each service's git repository over smart HTTP under /git/<service>.git (git
+ * http-backend as CGI behind the same token auth) and queues a pipeline run when a push moves a
+ * watched branch. Large bodies (source uploads, git pushes) are spooled to a file instead of
+ * memory; run logs stream while the run goes.
+ *
+ * Lifecycle: api_server_start() borrows everything in `struct api_deps` and starts the server;
+ * api_server_stop() waits for in-flight requests and frees. Each connection has its own thread
+ * (so a long git push or a followed log never blocks other requests); everything handlers share
+ * is behind the store's locks or the metrics lock.
  */
 #ifndef PAVE_API_H
 #define PAVE_API_H
@@ -24,19 +29,31 @@
 struct store;
 struct catalog;
 struct portal;
+struct ci_runner;
+struct secret_box;
 struct api_server;
+
+/* What the server serves; all borrowed and must outlive the server. runner and secrets may be
+ * NULL (their routes then answer 503). */
+struct api_deps {
+    struct store *st;
+    struct catalog *cat;
+    struct portal *portal;
+    struct ci_runner *runner;
+    struct secret_box *secrets;
+    const char *data_dir; /* uploads are spooled to DATA/tmp, git repositories live in DATA/git */
+};
 
 struct api_config {
     const char *listen_addr; /* IPv4 literal; default 127.0.0.1 */
     int port;                /* 0 = pick a free port (see api_server_port) */
     size_t max_body;         /* request body cap in bytes; default 1 MiB */
-    unsigned threads;        /* worker threads; default 2 (one per core here) */
+    size_t max_upload;       /* cap for spooled uploads (source trees, git pushes); default 512 MiB */
 };
 
 /* returns: owned by caller, stop with api_server_stop(); NULL and err on failure (e.g. the
  * port is taken). */
-struct api_server *api_server_start(const struct api_config *cfg, struct store *st,
-                                    struct catalog *cat, struct portal *portal,
+struct api_server *api_server_start(const struct api_config *cfg, const struct api_deps *deps,
                                     struct core_err *err);
 int api_server_port(const struct api_server *srv);
 void api_server_stop(struct api_server *srv);

@@ -3,6 +3,7 @@
 #define PAVE_API_INT_H
 
 #include <jansson.h>
+#include <microhttpd.h>
 #include <pthread.h>
 #include <stdbool.h>
 
@@ -29,6 +30,14 @@ struct api_req {
     const char *out_type;
     int64_t start_us;
     int route;
+    struct MHD_Connection *conn;
+    /* spooled upload: the body goes to this file instead of `body` */
+    int upload_fd;
+    char upload_path[1200];
+    size_t upload_len;
+    size_t upload_max;
+    /* a handler may build its own response (files, streams, CGI output) */
+    struct MHD_Response *resp;
 };
 
 typedef void (*api_handler_fn)(struct api_req *r);
@@ -38,17 +47,26 @@ struct api_route {
     const char *pattern; /* "/api/v1/services/{name}" */
     api_handler_fn fn;
     bool needs_auth;
+    bool upload; /* body is spooled to a file (r->upload_path) up to max_upload */
 };
 
+/* Route tables: catalog/auth/audit (routes.c) and pipelines (routes_ci.c). Metrics number the
+ * routes across the tables in this order. */
 extern const struct api_route api_routes[];
 extern const size_t api_nroutes;
+extern const struct api_route api_ci_routes[];
+extern const size_t api_ci_nroutes;
+/* The i-th route across all tables, or NULL. */
+const struct api_route *api_route_at(size_t i);
+size_t api_route_count(void);
 
-struct api_server_ctx {
-    struct store *st;
-    struct catalog *cat;
-    struct portal *portal;
-};
-struct api_server_ctx *api_ctx(struct api_req *r);
+/* The server's dependencies, for handlers. */
+struct api_deps *api_ctx(struct api_req *r);
+/* Whether the request's principal may change things of `team`. */
+bool api_can_change_team(struct api_req *r, const char *team);
+
+/* git smart HTTP (git.c): handles /git/... after authentication. */
+void api_git_handle(struct api_req *r, const char *repo, const char *rest);
 
 /* Responses (routes.c) */
 void api_reply_json(struct api_req *r, int status, json_t *body); /* steals body */

@@ -52,8 +52,9 @@ void api_metrics_observe(struct api_metrics *m, int route, int status, double se
 
 static void route_label(int idx, char *out, size_t outsz)
 {
-    if (idx < (int)api_nroutes)
-        snprintf(out, outsz, "%s %s", api_routes[idx].method, api_routes[idx].pattern);
+    const struct api_route *rt = idx < API_METRIC_ROUTES ? api_route_at((size_t)idx) : NULL;
+    if (rt)
+        snprintf(out, outsz, "%s %s", rt->method, rt->pattern);
     else if (idx == API_METRIC_ROUTES)
         snprintf(out, outsz, "portal");
     else
@@ -67,7 +68,7 @@ int api_metrics_render(struct api_metrics *m, struct core_buf *out)
     rc |= core_buf_adds(out, "# HELP pave_http_requests_total HTTP requests by route and status.\n"
                              "# TYPE pave_http_requests_total counter\n");
     for (int i = 0; i < API_METRIC_ROUTES + 2; i++) {
-        if (i < API_METRIC_ROUTES && i >= (int)api_nroutes)
+        if (i < API_METRIC_ROUTES && i >= (int)api_route_count())
             continue;
         char label[160];
         route_label(i, label, sizeof(label));

@@ -208,11 +208,11 @@ static json_t *service_json(const struct catalog_service *s, bool with_manifest)
     return o;
 }
 
-static json_t *diags_json(const struct catalog_diags *d)
+static json_t *diags_json(const struct schema_diags *d)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < d->n; i++) {
-        const struct catalog_diag *g = &d->items[i];
+        const struct schema_diag *g = &d->items[i];
         json_array_append_new(a, json_pack("{s:s?,s:i,s:i,s:s?,s:s,s:s?}", "file", g->file,
                                            "line", g->line, "column", g->col, "path", g->path,
                                            "message", g->message, "hint", g->hint));
@@ -332,10 +332,10 @@ static void h_service_get(struct api_req *r)
 static void apply_manifest(struct api_req *r, const char *expect_name)
 {
     struct catalog_manifest m;
-    struct catalog_diags d;
+    struct schema_diags d;
     struct core_err err = {0};
     catalog_manifest_init(&m);
-    catalog_diags_init(&d);
+    schema_diags_init(&d);
     char source[160] = "request";
     char sbuf[128];
     const char *src = api_query(r, "source", sbuf, sizeof(sbuf));
@@ -375,7 +375,7 @@ static void apply_manifest(struct api_req *r, const char *expect_name)
     api_reply_json(r, ch == CATALOG_CREATED ? 201 : 200, body);
 out:
     catalog_manifest_release(&m);
-    catalog_diags_release(&d);
+    schema_diags_release(&d);
 }
 
 static void h_service_apply(struct api_req *r)

@@ -1,5 +1,8 @@
 /* The HTTP server: libmicrohttpd plumbing, body limits, authentication, dispatch. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -13,15 +16,35 @@
 
 struct api_server {
     struct MHD_Daemon *mhd;
-    struct api_server_ctx ctx;
+    struct api_deps ctx;
+    char data_dir[1024];
+    char tmp_dir[1100];
     struct api_config cfg;
     struct api_metrics metrics;
     int port;
 };
 
-struct api_server_ctx *api_ctx(struct api_req *r)
+struct api_deps *api_ctx(struct api_req *r)
 {
     return &r->srv->ctx;
+}
+
+const struct api_route *api_route_at(size_t i)
+{
+    if (i < api_nroutes)
+        return &api_routes[i];
+    i -= api_nroutes;
+    return i < api_ci_nroutes ? &api_ci_routes[i] : NULL;
+}
+
+size_t api_route_count(void)
+{
+    return api_nroutes + api_ci_nroutes;
+}
+
+bool api_can_change_team(struct api_req *r, const char *team)
+{
+    return r->who.is_admin || catalog_actor_in_team(&r->who.actor, team);
 }
 
 struct api_metrics *api_metrics_of(struct api_req *r)
@@ -87,6 +110,12 @@ static void req_free(struct api_req *r)
 {
     if (!r)
         return;
+    if (r->upload_fd >= 0)
+        close(r->upload_fd);
+    if (r->upload_path[0])
+        unlink(r->upload_path); /* a handler that keeps the upload renames it first */
+    if (r->resp)
+        MHD_destroy_response(r->resp);
     core_free(r->query);
     core_buf_release(&r->body);
     core_buf_release(&r->out);
@@ -224,8 +253,8 @@ static void authenticate(struct api_req *r, struct MHD_Connection *c)
 static void dispatch_api(struct api_req *r, struct MHD_Connection *c)
 {
     bool path_matched = false;
-    for (size_t i = 0; i < api_nroutes; i++) {
-        const struct api_route *rt = &api_routes[i];
+    for (size_t i = 0; i < api_route_count(); i++) {
+        const struct api_route *rt = api_route_at(i);
         if (!match_route(rt->pattern, r->path, r))
             continue;
         path_matched = true;
@@ -251,8 +280,76 @@ static enum MHD_Result finish(struct api_req *r, struct MHD_Connection *c)
     struct api_server *srv = r->srv;
     double secs = (double)(now_us() - r->start_us) / 1e6;
     api_metrics_observe(&srv->metrics, r->route, r->status, secs);
+    if (r->resp) {
+        add_common_headers(r->resp, false);
+        enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, r->resp);
+        MHD_destroy_response(r->resp);
+        r->resp = NULL;
+        return ret;
+    }
     return send_buf(c, r->status, r->out_type ? r->out_type : "application/json", r->out.data,
                     r->out.len, NULL, NULL, false);
+}
+
+/* Finds the route a request will take (without authenticating), to decide on spooling. */
+static const struct api_route *peek_route(struct api_req *r, const char *method, const char *url)
+{
+    for (size_t i = 0; i < api_route_count(); i++) {
+        const struct api_route *rt = api_route_at(i);
+        if (strcmp(rt->method, method) == 0 && match_route(rt->pattern, url, r))
+            return rt;
+    }
+    return NULL;
+}
+
+static bool wants_spool(struct api_req *r, const char *method, const char *url)
+{
+    if (strncmp(url, "/git/", 5) == 0)
+        return true;
+    const struct api_route *rt = peek_route(r, method, url);
+    return rt && rt->upload;
+}
+
+static int spool_open(struct api_req *r, struct core_err *err)
+{
+    struct api_server *srv = r->srv;
+    snprintf(r->upload_path, sizeof(r->upload_path), "%s/upload-XXXXXX", srv->tmp_dir);
+    r->upload_fd = mkostemp(r->upload_path, O_CLOEXEC);
+    if (r->upload_fd < 0) {
+        r->upload_path[0] = 0;
+        return core_err_set(err, CORE_E_IO, "cannot spool the upload: %s", strerror(errno));
+    }
+    r->upload_max = srv->cfg.max_upload;
+    return 0;
+}
+
+/* /git/<service>.git/<rest>: token auth (git sends it as the Basic password), then CGI. */
+static void serve_git(struct api_req *r, struct MHD_Connection *c, const char *tail)
+{
+    char repo[128];
+    const char *slash = strchr(tail, '/');
+    size_t n = slash ? (size_t)(slash - tail) : strlen(tail);
+    if (n <= 4 || n >= sizeof(repo) || strncmp(tail + n - 4, ".git", 4) != 0) {
+        api_reply_error(r, CORE_E_NOTFOUND, "no such repository: use /git/<service>.git", NULL);
+        return;
+    }
+    memcpy(repo, tail, n - 4);
+    repo[n - 4] = 0;
+    if (!core_is_dns_label(repo)) {
+        api_reply_error(r, CORE_E_INVAL, "invalid service name in the repository path", NULL);
+        return;
+    }
+    authenticate(r, c);
+    if (!r->authed) {
+        /* git asks for credentials only after a Basic challenge */
+        r->resp = MHD_create_response_from_buffer(r->out.len, r->out.data, MHD_RESPMEM_MUST_COPY);
+        if (r->resp) {
+            MHD_add_response_header(r->resp, "WWW-Authenticate", "Basic realm=\"pave\"");
+            MHD_add_response_header(r->resp, "Content-Type", "application/json");
+        }
+        return;
+    }
+    api_git_handle(r, repo, slash ? slash : "/");
 }
 
 static enum MHD_Result serve_portal(struct api_req *r, struct MHD_Connection *c)
@@ -279,6 +376,19 @@ static enum MHD_Result serve_portal(struct api_req *r, struct MHD_Connection *c)
     double secs = (double)(now_us() - r->start_us) / 1e6;
     api_metrics_observe(&srv->metrics, API_ROUTE_PORTAL, presp.status, secs);
     const char *type = presp.content_type ? presp.content_type : "text/html; charset=utf-8";
+    if (presp.has_file) {
+        struct MHD_Response *resp = MHD_create_response_from_fd(presp.file_size, presp.file_fd);
+        core_buf_release(&presp.body);
+        if (!resp) {
+            close(presp.file_fd);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", type);
+        add_common_headers(resp, false);
+        enum MHD_Result ret = MHD_queue_response(c, (unsigned)presp.status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
     enum MHD_Result ret = send_buf(c, presp.status ? presp.status : 500, type, presp.body.data,
                                    presp.body.len, presp.location, presp.set_cookie,
                                    strncmp(type, "text/html", 9) == 0);
@@ -300,13 +410,26 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         r->start_us = now_us();
         r->route = API_ROUTE_OTHER;
         r->status = 500;
+        r->upload_fd = -1;
+        r->conn = c;
         core_buf_init(&r->body, srv->cfg.max_body);
         core_buf_init(&r->out, 0);
         *con_cls = r;
+        size_t cap = srv->cfg.max_body;
+        if (wants_spool(r, method, url)) {
+            struct core_err err = {0};
+            r->method = method;
+            r->path = url;
+            if (spool_open(r, &err)) {
+                api_reply_err(r, &err);
+                return finish(r, c);
+            }
+            cap = r->upload_max;
+        }
         /* Refuse an announced oversize body before reading it. */
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > srv->cfg.max_body) {
+        if (cl && strtoull(cl, NULL, 10) > cap) {
             r->method = method;
             r->path = url;
             api_reply_error(r, CORE_E_TOO_BIG, "request body is too large", NULL);
@@ -315,8 +438,30 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (!r->body_too_big && core_buf_add(&r->body, upload_data, *upload_data_size))
+        if (r->upload_fd >= 0) {
+            if (!r->body_too_big) {
+                size_t n = *upload_data_size;
+                if (r->upload_len + n > r->upload_max) {
+                    r->body_too_big = true;
+                } else {
+                    const char *p = upload_data;
+                    while (n) {
+                        ssize_t w = write(r->upload_fd, p, n);
+                        if (w < 0 && errno == EINTR)
+                            continue;
+                        if (w <= 0) {
+                            r->body_too_big = true; /* disk full: refuse like an oversize body */
+                            break;
+                        }
+                        p += w;
+                        n -= (size_t)w;
+                    }
+                    r->upload_len += *upload_data_size;
+                }
+            }
+        } else if (!r->body_too_big && core_buf_add(&r->body, upload_data, *upload_data_size)) {
             r->body_too_big = true;
+        }
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -353,11 +498,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         dispatch_api(r, c);
         return finish(r, c);
     }
+    if (strncmp(url, "/git/", 5) == 0) {
+        serve_git(r, c, url + 5);
+        return finish(r, c);
+    }
     return serve_portal(r, c);
 }
 
-struct api_server *api_server_start(const struct api_config *cfg, struct store *st,
-                                    struct catalog *cat, struct portal *portal,
+struct api_server *api_server_start(const struct api_config *cfg, const struct api_deps *deps,
                                     struct core_err *err)
 {
     struct api_server *srv = core_calloc(1, sizeof(*srv));
@@ -370,11 +518,14 @@ struct api_server *api_server_start(const struct api_config *cfg, struct store *
         srv->cfg.listen_addr = "127.0.0.1";
     if (!srv->cfg.max_body)
         srv->cfg.max_body = 1024 * 1024;
-    if (!srv->cfg.threads)
-        srv->cfg.threads = 2;
-    srv->ctx.st = st;
-    srv->ctx.cat = cat;
-    srv->ctx.portal = portal;
+    if (!srv->cfg.max_upload)
+        srv->cfg.max_upload = (size_t)512 << 20;
+    srv->ctx = *deps;
+    snprintf(srv->data_dir, sizeof(srv->data_dir), "%s", deps->data_dir ? deps->data_dir : ".");
+    srv->ctx.data_dir = srv->data_dir;
+    snprintf(srv->tmp_dir, sizeof(srv->tmp_dir), "%s/tmp", srv->data_dir);
+    if (core_mkdir_p(srv->tmp_dir, 0700, err))
+        goto fail;
     api_metrics_init(&srv->metrics);
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
@@ -385,11 +536,12 @@ struct api_server *api_server_start(const struct api_config *cfg, struct store *
         goto fail;
     }
     srv->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL,
         handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK,
         unescape, srv, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.threads,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(64 * 1024), MHD_OPTION_END);
     if (!srv->mhd) {

@@ -322,7 +322,7 @@ static int collect_name(void *arg, const struct store_row *row)
 }
 
 static void unknown_team_diag(struct catalog *cat, const struct catalog_manifest *m,
-                              struct catalog_diags *diags)
+                              struct schema_diags *diags)
 {
     struct names_ctx c = {{0}, 0};
     store_query(cat->st, "SELECT name FROM teams ORDER BY name LIMIT 255", NULL, 0, collect_name,
@@ -335,15 +335,15 @@ static void unknown_team_diag(struct catalog *cat, const struct catalog_manifest
     else
         snprintf(hint, sizeof(hint), "create it first with 'pave team create %.60s'", m->team);
     if (diags)
-        catalog_diags_add(diags, m->file, m->team_line, m->team_col, "metadata.team", hint,
-                          "unknown team '%s'", m->team);
+        schema_diags_add(diags, m->file, m->team_line, m->team_col, "metadata.team", hint,
+                         "unknown team '%s'", m->team);
     for (size_t i = 0; i < c.n; i++)
         core_free(c.names[i]);
 }
 
 int catalog_service_apply(struct catalog *cat, const struct catalog_actor *actor,
                           const struct catalog_manifest *m, const char *source,
-                          enum catalog_change *change, struct catalog_diags *diags,
+                          enum catalog_change *change, struct schema_diags *diags,
                           struct core_err *err)
 {
     struct catalog_service cur = {0};

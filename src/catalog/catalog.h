@@ -22,33 +22,11 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "schema/schema.h"
 
 struct store;
 
-/* ---- diagnostics ---- */
-
-struct catalog_diag {
-    char *file;
-    int line; /* 1-based; 0 when unknown */
-    int col;
-    char *path;    /* manifest path of the offending key, e.g. "spec.replicas" */
-    char *message; /* "unknown key 'replica'" */
-    char *hint;    /* "did you mean 'replicas'?" or NULL */
-};
-
-struct catalog_diags {
-    struct catalog_diag *items;
-    size_t n;
-    size_t cap;
-};
-
-void catalog_diags_init(struct catalog_diags *d);
-void catalog_diags_release(struct catalog_diags *d);
-/* Adds one diagnostic (strings are copied; hint may be NULL). */
-int catalog_diags_add(struct catalog_diags *d, const char *file, int line, int col,
-                      const char *path, const char *hint, const char *fmt, ...) CORE_PRINTF(7, 8);
-/* Renders all diagnostics, one per line: "file:line:col: message (hint)". */
-int catalog_diags_format(const struct catalog_diags *d, struct core_buf *out);
+/* Diagnostics (struct schema_diags) come from the schema module. */
 
 /* ---- the manifest ---- */
 
@@ -85,7 +63,7 @@ int catalog_manifest_schema_markdown(struct core_buf *out);
  * released); CORE_E_TOO_BIG for input over CATALOG_MANIFEST_MAX; CORE_E_NOMEM.
  */
 int catalog_manifest_parse(const char *file, const char *text, size_t len,
-                           struct catalog_manifest *m, struct catalog_diags *diags,
+                           struct catalog_manifest *m, struct schema_diags *diags,
                            struct core_err *err);
 
 /* ---- the organization ---- */
@@ -153,7 +131,7 @@ struct catalog_service_query {
  */
 int catalog_service_apply(struct catalog *cat, const struct catalog_actor *actor,
                           const struct catalog_manifest *m, const char *source,
-                          enum catalog_change *change, struct catalog_diags *diags,
+                          enum catalog_change *change, struct schema_diags *diags,
                           struct core_err *err);
 int catalog_service_get(struct catalog *cat, const char *name, struct catalog_service *out,
                         struct core_err *err);

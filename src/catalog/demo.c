@@ -91,9 +91,9 @@ int catalog_demo_load(struct catalog *cat, struct core_err *err)
         return rc;
     for (size_t i = 0; i < sizeof(demo_manifests) / sizeof(demo_manifests[0]); i++) {
         struct catalog_manifest m;
-        struct catalog_diags d;
+        struct schema_diags d;
         catalog_manifest_init(&m);
-        catalog_diags_init(&d);
+        schema_diags_init(&d);
         const char *text = demo_manifests[i][1];
         rc = catalog_manifest_parse(demo_manifests[i][0], text, strlen(text), &m, &d, err);
         if (!rc)
@@ -102,7 +102,7 @@ int catalog_demo_load(struct catalog *cat, struct core_err *err)
             core_err_set(err, rc, "%s:%d:%d: %s", d.items[0].file, d.items[0].line,
                          d.items[0].col, d.items[0].message);
         catalog_manifest_release(&m);
-        catalog_diags_release(&d);
+        schema_diags_release(&d);
         if (rc)
             return rc;
     }

@@ -56,6 +56,12 @@ int cli_http(struct cli_ctx *ctx, const char *method, const char *path, const ch
              size_t body_len, const char *content_type, struct core_buf *resp, char *errmsg,
              size_t errsz);
 
+/* Streams a GET response body to `fn` as it arrives (for followed logs). returns: the HTTP
+ * status, or -1 on a transport error (message in errmsg). */
+typedef void (*cli_stream_fn)(void *arg, const char *data, size_t len);
+int cli_http_stream(struct cli_ctx *ctx, const char *path, cli_stream_fn fn, void *arg,
+                    char *errmsg, size_t errsz);
+
 /* Output */
 struct cli_column {
     const char *header;
@@ -101,6 +107,11 @@ int cli_cmd_whoami(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_audit(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_completion(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_version(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_build(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_init(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_templates(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_runs(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_secret(struct cli_ctx *ctx, int argc, char **argv);
 
 /* The command table, for help and completion. */
 struct cli_command {

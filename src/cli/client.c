@@ -201,3 +201,51 @@ int cli_api(struct cli_ctx *ctx, const char *method, const char *path, const cha
     core_buf_release(&resp);
     return rc;
 }
+
+struct stream_ctx {
+    cli_stream_fn fn;
+    void *arg;
+};
+
+static size_t on_stream(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct stream_ctx *s = userdata;
+    s->fn(s->arg, ptr, size * nmemb);
+    return size * nmemb;
+}
+
+int cli_http_stream(struct cli_ctx *ctx, const char *path, cli_stream_fn fn, void *arg,
+                    char *errmsg, size_t errsz)
+{
+    CURL *c = curl_easy_init();
+    if (!c) {
+        snprintf(errmsg, errsz, "cannot create an HTTP client");
+        return -1;
+    }
+    char url[2048], auth[200];
+    snprintf(url, sizeof(url), "%s%s", ctx->server, path);
+    struct curl_slist *hdrs = NULL;
+    if (ctx->token[0]) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctx->token);
+        hdrs = curl_slist_append(hdrs, auth);
+    }
+    struct stream_ctx s = {fn, arg};
+    char curlerr[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "pave/" PAVE_VERSION);
+    CURLcode rc = curl_easy_perform(c);
+    long status = -1;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    else
+        snprintf(errmsg, errsz, "cannot reach %s: %s", ctx->server,
+                 curlerr[0] ? curlerr : curl_easy_strerror(rc));
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    return (int)status;
+}

@@ -87,15 +87,15 @@ static int validate_one(const char *file, bool quiet)
         return CLI_FAIL;
     }
     struct catalog_manifest m;
-    struct catalog_diags d;
+    struct schema_diags d;
     catalog_manifest_init(&m);
-    catalog_diags_init(&d);
+    schema_diags_init(&d);
     int rc = catalog_manifest_parse(file, text, len, &m, &d, &err);
     if (rc) {
         struct core_buf out;
         core_buf_init(&out, 0);
         if (d.n)
-            catalog_diags_format(&d, &out);
+            schema_diags_format(&d, &out);
         else
             core_buf_addf(&out, "%s\n", err.msg);
         fputs(out.data, stderr);
@@ -105,7 +105,7 @@ static int validate_one(const char *file, bool quiet)
         printf("%s: ok (service '%s', team '%s')\n", file, m.name, m.team);
     }
     catalog_manifest_release(&m);
-    catalog_diags_release(&d);
+    schema_diags_release(&d);
     core_free(text);
     return rc ? CLI_FAIL : CLI_OK;
 }

@@ -9,7 +9,9 @@
 #include "api/api.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
+#include "ci/ci.h"
 #include "cli/cli.h"
+#include "secret/secret.h"
 #include "portal/portal.h"
 #include "store/store.h"
 
@@ -19,6 +21,8 @@ struct server_opts {
     const char *store_url;
     bool demo;
     bool write_token;
+    const char *ci_workers;
+    bool allow_unisolated;
 };
 
 static int parse_listen(const char *listen, char *addr, size_t addrsz, int *port)
@@ -43,6 +47,8 @@ static int run_server(const struct server_opts *o)
     struct catalog *cat = NULL;
     struct portal *portal = NULL;
     struct api_server *srv = NULL;
+    struct secret_box *box = NULL;
+    struct ci_runner *runner = NULL;
     int rc = CLI_FAIL;
     char addr[64];
     int port;
@@ -55,6 +61,15 @@ static int run_server(const struct server_opts *o)
         return CLI_FAIL;
     }
     chmod(o->data_dir, 0700);
+    /* Everything below works with absolute paths (sandbox mounts, CGI environments). */
+    char abs_dir[4096];
+    if (!realpath(o->data_dir, abs_dir)) {
+        cli_error("cannot resolve the data directory '%s'", o->data_dir);
+        return CLI_FAIL;
+    }
+    struct server_opts resolved = *o;
+    resolved.data_dir = abs_dir;
+    o = &resolved;
     char url[4200];
     if (o->store_url)
         snprintf(url, sizeof(url), "%s", o->store_url);
@@ -88,7 +103,9 @@ static int run_server(const struct server_opts *o)
             goto out;
         }
     }
-    if (!(portal = portal_new(st, cat, &err))) {
+    char key_path[4200];
+    snprintf(key_path, sizeof(key_path), "%s/secret.key", o->data_dir);
+    if (!(box = secret_box_open(key_path, &err))) {
         cli_error("%s", err.msg);
         goto out;
     }
@@ -99,8 +116,27 @@ static int run_server(const struct server_opts *o)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    long workers = o->ci_workers ? strtol(o->ci_workers, NULL, 10) : 2;
+    if (workers < 1 || workers > 8) {
+        cli_error("--ci-workers must be 1 to 8");
+        rc = CLI_USAGE;
+        goto out;
+    }
+    struct ci_runner_config rcfg = {.data_dir = o->data_dir, .concurrency = (int)workers,
+                                    .allow_unisolated = o->allow_unisolated};
+    if (!(runner = ci_runner_start(&rcfg, st, cat, box, &err))) {
+        cli_error("cannot start the pipeline runner: %s", err.msg);
+        goto out;
+    }
+    struct portal_deps pdeps = {.st = st, .cat = cat, .runner = runner, .data_dir = o->data_dir};
+    if (!(portal = portal_new(&pdeps, &err))) {
+        cli_error("%s", err.msg);
+        goto out;
+    }
     struct api_config cfg = {.listen_addr = addr, .port = port};
-    if (!(srv = api_server_start(&cfg, st, cat, portal, &err))) {
+    struct api_deps deps = {.st = st, .cat = cat, .portal = portal, .runner = runner,
+                            .secrets = box, .data_dir = o->data_dir};
+    if (!(srv = api_server_start(&cfg, &deps, &err))) {
         cli_error("%s", err.msg);
         goto out;
     }
@@ -110,7 +146,10 @@ static int run_server(const struct server_opts *o)
     printf("Paved %s is running.\n", PAVE_VERSION);
     printf("  Portal:   http://%s:%d/\n", addr, bound);
     printf("  API:      http://%s:%d/api/v1\n", addr, bound);
+    printf("  Git:      http://%s:%d/git/<service>.git (user: anything, password: a token)\n",
+           addr, bound);
     printf("  Data dir: %s\n", o->data_dir);
+    printf("  Pipelines: %ld worker(s), isolation %s\n", workers, ci_runner_isolation(runner));
     if (created) {
         printf("  Admin token (shown once; only its hash is stored): %s\n", token);
         if (o->write_token)
@@ -129,6 +168,8 @@ static int run_server(const struct server_opts *o)
 out:
     api_server_stop(srv);
     portal_free(portal);
+    ci_runner_stop(runner);
+    secret_box_free(box);
     catalog_free(cat);
     store_close(st);
     return rc;
@@ -146,7 +187,10 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
                "  --listen ADDR:PORT  address to bind (default 127.0.0.1:7070; port 0 = any)\n"
                "  --store URL         state store (default sqlite:DIR/pave.db)\n"
                "  --demo              load the demo organization and write the admin token to\n"
-               "                      DIR/admin.token (mode 0600), as 'pave up' does\n");
+               "                      DIR/admin.token (mode 0600), as 'pave up' does\n"
+               "  --ci-workers N      pipeline runs at once (default 2)\n"
+               "  --allow-unisolated  run pipeline steps without namespaces where bubblewrap\n"
+               "                      is unavailable (default: such steps fail)\n");
         return CLI_OK;
     }
     struct server_opts o = {.data_dir = ".pave", .listen = "127.0.0.1:7070"};
@@ -155,6 +199,8 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
         {"listen", 'l', &o.listen, NULL},
         {"store", 0, &o.store_url, NULL},
         {"demo", 0, NULL, &o.demo},
+        {"ci-workers", 0, &o.ci_workers, NULL},
+        {"allow-unisolated", 0, NULL, &o.allow_unisolated},
         {NULL, 0, NULL, NULL},
     };
     char *pos[1];

@@ -6,18 +6,29 @@
  * and checks the error once at the end. Any failure while building a page throws the partial
  * body away and renders a plain error page instead. Every dynamic string goes through out_h()
  * (HTML escaping) or out_u() (URL encoding, whose output is safe inside an attribute).
+ *
+ * Run pages read runs and steps from the store (ci_run_*) and the log file the runner writes;
+ * a run that is still going makes its page reload itself every few seconds (no JavaScript: the
+ * CSP forbids inline scripts). Run logs are untrusted bytes: out_log() keeps only the SGR
+ * colour escapes (as spans), drops every other control sequence and escapes everything else.
  */
 #include "portal/portal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "catalog/catalog.h"
+#include "ci/ci.h"
 #include "store/store.h"
+#include "template/template.h"
 
 #define HTML_TYPE "text/html; charset=utf-8"
 #define CSS_TYPE "text/css"
@@ -27,12 +38,21 @@
 #define JSON_DEPTH_MAX 32     /* pretty-printer nesting limit */
 #define DIGEST_SHOWN 12       /* audit digests are shortened to this many characters */
 #define AUDIT_ROWS 100
+#define RUNS_SHOWN 10                   /* runs on a service page */
+#define RUNS_PAGE 50                    /* runs on a page of /services/NAME/runs */
+#define COMMIT_SHOWN 12                 /* commits are shortened to this many characters */
+#define LOG_TAIL (256 * 1024)           /* the run page shows at most this much of a log */
+#define REFRESH_SECS 2                  /* reload period of a run page while the run goes on */
+#define CREATE_ERRORS_MAX (64 * 1024)   /* messages shown above the create form */
+#define OCTET_TYPE "application/gzip"
 
 #define COOKIE_ATTRS "Path=/; HttpOnly; SameSite=Strict"
 
 struct portal {
     struct store *st;
     struct catalog *cat;
+    struct ci_runner *runner; /* may be NULL: pipelines are off */
+    char *data_dir;           /* owned copy; may be NULL: no service creation */
 };
 
 /* State of one request. */
@@ -50,7 +70,8 @@ struct page {
     struct auth_principal who;
     char csrf[65];
     char *form;              /* NUL-terminated copy of the request body, or NULL */
-    const char *nav;         /* current nav item: "catalog", "teams", "audit" or NULL */
+    const char *nav;         /* current nav item: "catalog", "create", "teams", "audit" */
+    int refresh;             /* > 0: the page reloads itself after this many seconds */
 };
 
 /* ---- the stylesheet, served at /static/pave.css ------------------------------------------ */
@@ -133,6 +154,28 @@ static const char pave_css[] =
     "clip:rect(0 0 0 0);white-space:nowrap}\n"
     "footer{max-width:1100px;margin:2rem auto;padding:0 1.5rem;color:var(--muted);"
     "font-size:.85rem}\n"
+    ".state{display:inline-block;padding:0 .55rem;border-radius:999px;font-size:.8rem;"
+    "font-weight:600;background:#eef1f5;color:var(--muted);vertical-align:middle}\n"
+    ".state-succeeded{background:#e3f4e8;color:#1b6b34}.state-failed{background:#fdecea;"
+    "color:#9c2118}.state-running{background:#e8effc;color:#1d3f8f}.state-queued,"
+    ".state-pending{background:#fff3dc;color:#8a5a00}\n"
+    "h1 .state{font-size:.9rem}\n"
+    ".note{background:#fff8e6;border:1px solid #f0dca8;border-radius:6px;padding:.55rem .8rem;"
+    "margin:.75rem 0}\n"
+    ".more{margin:.6rem 0 0}\n"
+    "pre.log{background:#0f1722;color:#d6deeb;padding:1rem 1.25rem;border-radius:10px;"
+    "overflow:auto;line-height:1.4;margin:0;white-space:pre-wrap;overflow-wrap:anywhere;"
+    "max-height:75vh}\n"
+    ".ansi-b{font-weight:700}\n"
+    ".ansi-30{color:#7f8c9d}.ansi-31{color:#ff6b6b}.ansi-32{color:#8bd17c}.ansi-33{color:#f7d774}"
+    ".ansi-34{color:#82aaff}.ansi-35{color:#c792ea}.ansi-36{color:#89ddff}.ansi-37{color:#d6deeb}\n"
+    ".ansi-90{color:#a3adba}.ansi-91{color:#ff8f8f}.ansi-92{color:#b4f0a4}.ansi-93{color:#ffe9a3}"
+    ".ansi-94{color:#a9c4ff}.ansi-95{color:#e0b8ff}.ansi-96{color:#b2ecff}.ansi-97{color:#fff}\n"
+    ".form{display:flex;flex-direction:column;gap:.45rem;max-width:42rem}\n"
+    ".form label{font-weight:600;margin-top:.4rem}\n"
+    ".form .hint{color:var(--muted);font-size:.85rem;margin:0}\n"
+    ".form button{align-self:flex-start;margin-top:.8rem}\n"
+    ".alert ul{margin:.3rem 0 0;padding-left:1.2rem}\n"
     "@media (max-width:700px){.facts{grid-template-columns:1fr}.top{flex-wrap:wrap}}\n";
 
 /* ---- writers with a sticky error ---------------------------------------------------------- */
@@ -244,12 +287,15 @@ static void page_begin(struct page *pg, int status, const char *title)
               "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
               "<title>");
     out_h(pg, title);
-    out_s(pg, " &middot; Paved</title>\n<link rel=\"stylesheet\" href=\"/static/pave.css\">\n"
-              "</head>\n<body>\n<header class=\"top\">\n<a class=\"brand\" href=\"/catalog\">"
+    out_s(pg, " &middot; Paved</title>\n<link rel=\"stylesheet\" href=\"/static/pave.css\">\n");
+    if (pg->refresh > 0)
+        out_f(pg, "<meta http-equiv=\"refresh\" content=\"%d\">\n", pg->refresh);
+    out_s(pg, "</head>\n<body>\n<header class=\"top\">\n<a class=\"brand\" href=\"/catalog\">"
               "Paved</a>\n");
     if (pg->signed_in) {
         out_s(pg, "<nav aria-label=\"Main\">");
         nav_item(pg, "catalog", "/catalog", "Catalog");
+        nav_item(pg, "create", "/create", "Create a service");
         nav_item(pg, "teams", "/teams", "Teams");
         nav_item(pg, "audit", "/audit", "Audit");
         out_s(pg, "</nav>\n<div class=\"user\"><span id=\"user\">");
@@ -278,6 +324,7 @@ static void page_reset(struct page *pg)
 static int error_page(struct page *pg, int status, const char *title, const char *msg)
 {
     page_reset(pg);
+    pg->refresh = 0;
     page_begin(pg, status, title);
     out_f(pg, "<section class=\"error card\">\n<p class=\"code\">%d</p>\n<h1>", status);
     out_h(pg, title);
@@ -1035,6 +1082,740 @@ static int audit_table(struct page *pg, const char *kind, const char *object, co
     return pg->rc;
 }
 
+/* ---- runs: shared pieces ------------------------------------------------------------------ */
+
+/* A run's state as a badge; only known states get a colour class. id may be NULL. */
+static void state_badge(struct page *pg, const char *state, const char *id)
+{
+    static const char *const known[] = {"queued",    "running", "succeeded", "failed",
+                                        "cancelled", "pending", "skipped"};
+    const char *cls = NULL;
+    for (size_t i = 0; state && i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(state, known[i]) == 0)
+            cls = known[i];
+    out_s(pg, "<span class=\"state");
+    if (cls) {
+        out_s(pg, " state-");
+        out_s(pg, cls);
+    }
+    out_s(pg, "\"");
+    if (id) {
+        out_s(pg, " id=\"");
+        out_s(pg, id);
+        out_s(pg, "\"");
+    }
+    out_s(pg, ">");
+    out_hd(pg, state);
+    out_s(pg, "</span>");
+}
+
+/* A commit shortened to COMMIT_SHOWN characters, the full value in the title. */
+static void out_commit(struct page *pg, const char *c)
+{
+    if (!c || !*c) {
+        out_hd(pg, NULL);
+        return;
+    }
+    char shortc[COMMIT_SHOWN + 1];
+    snprintf(shortc, sizeof(shortc), "%s", c);
+    out_s(pg, "<code title=\"");
+    out_h(pg, c);
+    out_s(pg, "\">");
+    out_h(pg, shortc);
+    out_s(pg, "</code>");
+}
+
+/* A byte count as "512 B", "3.4 KiB", "12.0 MiB". */
+static void out_size(struct page *pg, int64_t n)
+{
+    if (n < 1024)
+        out_f(pg, "%lld B", (long long)n);
+    else if (n < 1024 * 1024)
+        out_f(pg, "%.1f KiB", (double)n / 1024.0);
+    else
+        out_f(pg, "%.1f MiB", (double)n / (1024.0 * 1024.0));
+}
+
+static void out_duration(struct page *pg, int64_t ms)
+{
+    if (ms < 1000)
+        out_f(pg, "%lld ms", (long long)ms);
+    else if (ms < 60 * 1000)
+        out_f(pg, "%.1f s", (double)ms / 1000.0);
+    else
+        out_f(pg, "%lldm %llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
+}
+
+/* Parses a positive decimal id (no sign, no leading zeros beyond "0", at most 18 digits). */
+static bool parse_id(const char *s, size_t len, int64_t *id)
+{
+    if (len == 0 || len > 18 || s[0] == '0')
+        return false;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *id = v;
+    return true;
+}
+
+/* A heap copy of one run (ci_run_get hands out borrowed rows). */
+struct run_copy {
+    int rc;
+    int64_t id;
+    int64_t artifact_size;
+    int64_t retry_of;
+    char *service, *team, *state, *trigger, *branch, *commit, *actor;
+    char *queued_at, *started_at, *finished_at, *error, *artifact_digest, *artifact_path;
+};
+
+static char *dup_opt(struct run_copy *c, const char *s)
+{
+    if (!s)
+        return NULL;
+    char *d = core_strdup(s);
+    if (!d)
+        c->rc = CORE_E_NOMEM;
+    return d;
+}
+
+static int run_copy_fn(void *arg, const struct ci_run *run)
+{
+    struct run_copy *c = arg;
+    c->id = run->id;
+    c->artifact_size = run->artifact_size;
+    c->retry_of = run->retry_of;
+    c->service = dup_opt(c, run->service);
+    c->team = dup_opt(c, run->team);
+    c->state = dup_opt(c, run->state);
+    c->trigger = dup_opt(c, run->trigger);
+    c->branch = dup_opt(c, run->branch);
+    c->commit = dup_opt(c, run->commit);
+    c->actor = dup_opt(c, run->actor);
+    c->queued_at = dup_opt(c, run->queued_at);
+    c->started_at = dup_opt(c, run->started_at);
+    c->finished_at = dup_opt(c, run->finished_at);
+    c->error = dup_opt(c, run->error);
+    c->artifact_digest = dup_opt(c, run->artifact_digest);
+    c->artifact_path = dup_opt(c, run->artifact_path);
+    return 0;
+}
+
+static void run_copy_release(struct run_copy *c)
+{
+    char **fields[] = {&c->service,     &c->team,      &c->state,      &c->trigger,
+                       &c->branch,      &c->commit,    &c->actor,      &c->queued_at,
+                       &c->started_at,  &c->finished_at, &c->error,    &c->artifact_digest,
+                       &c->artifact_path};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        core_free(*fields[i]);
+        *fields[i] = NULL;
+    }
+}
+
+/* Loads run id into *c. CORE_E_NOTFOUND when there is no such run. */
+static int run_load(struct page *pg, int64_t id, struct run_copy *c)
+{
+    int rc = ci_run_get(pg->p->st, id, run_copy_fn, c, &pg->err);
+    if (!rc && c->rc)
+        rc = core_err_set(&pg->err, c->rc, "out of memory");
+    return rc;
+}
+
+/* ---- runs tables ---------------------------------------------------------------------------- */
+
+struct run_rows {
+    struct page *pg;
+    bool with_service;
+    size_t n;
+    int64_t last_id;
+};
+
+static int run_row(void *arg, const struct ci_run *run)
+{
+    struct run_rows *a = arg;
+    struct page *pg = a->pg;
+    a->n++;
+    a->last_id = run->id;
+    out_f(pg, "<tr class=\"run-row\"><td><a class=\"run-link\" href=\"/runs/%lld\">#%lld</a></td>",
+          (long long)run->id, (long long)run->id);
+    if (a->with_service) {
+        out_s(pg, "<td><a href=\"/services/");
+        out_u(pg, run->service);
+        out_s(pg, "\">");
+        out_h(pg, run->service);
+        out_s(pg, "</a></td>");
+    }
+    out_s(pg, "<td>");
+    state_badge(pg, run->state, NULL);
+    out_s(pg, "</td><td>");
+    out_hd(pg, run->trigger);
+    out_s(pg, "</td><td>");
+    out_hd(pg, run->branch);
+    out_s(pg, "</td><td>");
+    out_commit(pg, run->commit);
+    out_s(pg, "</td><td>");
+    out_time(pg, run->queued_at);
+    out_s(pg, "</td><td>");
+    out_digest(pg, run->artifact_digest);
+    out_s(pg, "</td></tr>\n");
+    return pg->rc;
+}
+
+/* A table of runs of one service, newest first, older than before_id (0: from the newest). */
+static int runs_table(struct page *pg, const char *service, int64_t before_id, int limit,
+                      const char *id, struct run_rows *rows)
+{
+    *rows = (struct run_rows){pg, false, 0, 0};
+    out_s(pg, "<table id=\"");
+    out_s(pg, id);
+    out_s(pg, "\">\n<thead><tr><th>Run</th><th>State</th><th>Trigger</th><th>Branch</th>"
+              "<th>Commit</th><th>Queued</th><th>Artifact</th></tr></thead>\n<tbody>\n");
+    int rc = ci_run_list(pg->p->st, service, before_id, limit, run_row, rows, &pg->err);
+    if (rc)
+        return rc;
+    if (rows->n == 0)
+        out_s(pg, "<tr><td colspan=\"7\" class=\"empty\">No runs yet.</td></tr>\n");
+    out_s(pg, "</tbody>\n</table>\n");
+    return pg->rc;
+}
+
+static void pipelines_off_note(struct page *pg)
+{
+    out_s(pg, "<p class=\"note\" id=\"pipelines-off\">Pipelines are off on this server: runs are "
+              "not executed and their logs are not available here.</p>\n");
+}
+
+/* The service page's "Runs" and "Source" sections. */
+static int service_runs_section(struct page *pg, const char *name)
+{
+    struct run_rows rows;
+    out_s(pg, "<section id=\"runs\">\n<h2>Runs</h2>\n");
+    if (!pg->p->runner)
+        pipelines_off_note(pg);
+    int rc = runs_table(pg, name, 0, RUNS_SHOWN, "service-runs", &rows);
+    if (rc)
+        return rc;
+    out_s(pg, "<p class=\"more\"><a id=\"all-runs\" href=\"/services/");
+    out_u(pg, name);
+    out_s(pg, "/runs\">All runs of ");
+    out_h(pg, name);
+    out_s(pg, " &rarr;</a></p>\n</section>\n<section id=\"source\">\n<h2>Source</h2>\n"
+              "<p>The service's git repository is <code id=\"repo-path\">/git/");
+    out_h(pg, name);
+    out_s(pg, ".git</code> on this server. Clone it with <code>git clone http://pave:TOKEN@HOST"
+              "/git/");
+    out_h(pg, name);
+    out_s(pg, ".git</code>, where HOST is the address you reach this portal at and TOKEN is one "
+              "of your API tokens (<code>pave token create</code>).</p>\n<p class=\"muted\">"
+              "Pushing to a branch the pipeline watches (<code>main</code> by default) queues a "
+              "run.</p>\n</section>\n");
+    return pg->rc;
+}
+
+/* /services/NAME/runs?before=ID */
+static int service_runs_page(struct page *pg, const char *name)
+{
+    struct catalog_service s = {0};
+    char before_s[32];
+    int64_t before = 0;
+    int rc = 0;
+
+    if (!core_is_dns_label(name)) {
+        rc = not_found(pg);
+        goto out;
+    }
+    if (form_value(pg->req->query, "before", before_s, sizeof(before_s)) ||
+        (before_s[0] && !parse_id(before_s, strlen(before_s), &before))) {
+        rc = bad_request(pg, "'before' must be a run number.");
+        goto out;
+    }
+    rc = catalog_service_get(pg->p->cat, name, &s, &pg->err);
+    if (rc == CORE_E_NOTFOUND) {
+        rc = error_page(pg, 404, "Service not found",
+                        "No service by that name is in the catalog.");
+        goto out;
+    }
+    if (rc)
+        goto out;
+
+    pg->nav = "catalog";
+    char title[160];
+    snprintf(title, sizeof(title), "Runs of %s", s.name);
+    page_begin(pg, 200, title);
+    out_s(pg, "<p class=\"crumbs\"><a href=\"/catalog\">Catalog</a> / <a href=\"/services/");
+    out_u(pg, s.name);
+    out_s(pg, "\">");
+    out_h(pg, s.name);
+    out_s(pg, "</a> / runs</p>\n<h1>Runs of ");
+    out_h(pg, s.name);
+    out_s(pg, "</h1>\n<p class=\"lead\">Newest first.</p>\n");
+    if (!pg->p->runner)
+        pipelines_off_note(pg);
+    struct run_rows rows;
+    rc = runs_table(pg, s.name, before, RUNS_PAGE, "runs", &rows);
+    if (rc)
+        goto out;
+    if (before > 0 || rows.n == RUNS_PAGE) {
+        out_s(pg, "<nav class=\"pager\" aria-label=\"Pages\">");
+        if (before > 0) {
+            out_s(pg, "<a href=\"/services/");
+            out_u(pg, s.name);
+            out_s(pg, "/runs\">&larr; Newest</a>");
+        }
+        if (rows.n == RUNS_PAGE) {
+            out_s(pg, "<a rel=\"next\" href=\"/services/");
+            out_u(pg, s.name);
+            out_f(pg, "/runs?before=%lld\">Older &rarr;</a>", (long long)rows.last_id);
+        }
+        out_s(pg, "</nav>\n");
+    }
+    page_end(pg);
+    rc = pg->rc;
+out:
+    catalog_service_release(&s);
+    return rc;
+}
+
+/* ---- the run page ---------------------------------------------------------------------------- */
+
+struct sgr {
+    bool bold;
+    int fg; /* 30-37 or 90-97; 0 = default */
+};
+
+/* Applies one SGR parameter list ("1;31", "" = reset). Only bold and the 16 foreground colours
+ * are kept; extended colours (38;5;n, 38;2;r;g;b) and everything else are ignored. */
+static void sgr_apply(struct sgr *a, const char *p, size_t n)
+{
+    size_t i = 0;
+    for (;;) {
+        int v = 0;
+        bool ok = true;
+        size_t start = i;
+        while (i < n && p[i] != ';') {
+            if (p[i] < '0' || p[i] > '9')
+                ok = false;
+            else if (v < 1000)
+                v = v * 10 + (p[i] - '0');
+            i++;
+        }
+        if (ok) {
+            if (i == start || v == 0)
+                *a = (struct sgr){false, 0};
+            else if (v == 1)
+                a->bold = true;
+            else if (v == 22)
+                a->bold = false;
+            else if ((v >= 30 && v <= 37) || (v >= 90 && v <= 97))
+                a->fg = v;
+            else if (v == 39)
+                a->fg = 0;
+            else if (v == 38 || v == 48)
+                return; /* the rest are the extended colour's arguments */
+        }
+        if (i >= n)
+            return;
+        i++; /* the ';' */
+    }
+}
+
+static void sgr_open(struct page *pg, const struct sgr *a)
+{
+    if (!a->bold && !a->fg)
+        return;
+    out_s(pg, "<span class=\"");
+    if (a->bold)
+        out_s(pg, a->fg ? "ansi-b " : "ansi-b");
+    if (a->fg)
+        out_f(pg, "ansi-%d", a->fg);
+    out_s(pg, "\">");
+}
+
+/* Length of the escape sequence starting at s[0] == ESC (at most n bytes): CSI (ESC [ params
+ * final), OSC (ESC ] ... BEL or ESC \), or ESC and one more byte. *sgr is set to the parameters
+ * when the sequence is an SGR (CSI ... m). */
+static size_t esc_len(const char *s, size_t n, const char **sgr, size_t *sgr_len)
+{
+    *sgr = NULL;
+    if (n < 2)
+        return n;
+    if (s[1] == '[') {
+        size_t j = 2;
+        while (j < n && (unsigned char)s[j] >= 0x30 && (unsigned char)s[j] <= 0x3f)
+            j++;
+        size_t params_end = j;
+        while (j < n && (unsigned char)s[j] >= 0x20 && (unsigned char)s[j] <= 0x2f)
+            j++;
+        if (j < n && (unsigned char)s[j] >= 0x40 && (unsigned char)s[j] <= 0x7e) {
+            if (s[j] == 'm' && params_end == j) {
+                *sgr = s + 2;
+                *sgr_len = params_end - 2;
+            }
+            return j + 1;
+        }
+        return j; /* unterminated: drop what was read */
+    }
+    if (s[1] == ']') {
+        for (size_t j = 2; j < n; j++) {
+            if (s[j] == '\a')
+                return j + 1;
+            if (s[j] == 0x1b && j + 1 < n && s[j + 1] == '\\')
+                return j + 2;
+            if (s[j] == '\n')
+                return j; /* keep the line break */
+        }
+        return n;
+    }
+    return (unsigned char)s[1] >= 0x20 && s[1] != '\n' ? 2 : 1;
+}
+
+/* Length of the UTF-8 sequence at s (0 when it is not valid). */
+static size_t utf8_len(const char *s, size_t n)
+{
+    unsigned char c = (unsigned char)s[0];
+    size_t len = 0;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4;
+    if (!len || len > n || !core_utf8_valid(s, len))
+        return 0;
+    return len;
+}
+
+/* Log text: SGR colours become spans, other escapes and control bytes are dropped, invalid
+ * UTF-8 becomes U+FFFD, and everything is HTML-escaped. */
+static void out_log(struct page *pg, const char *s, size_t n)
+{
+    struct sgr cur = {false, 0};
+    bool open = false;
+    size_t i = 0;
+    while (i < n && !pg->rc) {
+        /* a run of bytes that need no treatment */
+        size_t j = i;
+        while (j < n && (((unsigned char)s[j] >= 0x20 && (unsigned char)s[j] < 0x7f &&
+                          !strchr("&<>\"'", s[j])) ||
+                         s[j] == '\n' || s[j] == '\t'))
+            j++;
+        if (j > i) {
+            pg->rc = core_buf_add(pg->b, s + i, j - i);
+            i = j;
+            continue;
+        }
+        unsigned char c = (unsigned char)s[i];
+        if (c == 0x1b) {
+            const char *params;
+            size_t plen = 0;
+            i += esc_len(s + i, n - i, &params, &plen);
+            if (params) {
+                struct sgr next = cur;
+                sgr_apply(&next, params, plen);
+                if (next.bold != cur.bold || next.fg != cur.fg) {
+                    if (open)
+                        out_s(pg, "</span>");
+                    cur = next;
+                    open = cur.bold || cur.fg;
+                    sgr_open(pg, &cur);
+                }
+            }
+        } else if (c == '&') {
+            out_s(pg, "&amp;");
+            i++;
+        } else if (c == '<') {
+            out_s(pg, "&lt;");
+            i++;
+        } else if (c == '>') {
+            out_s(pg, "&gt;");
+            i++;
+        } else if (c == '"') {
+            out_s(pg, "&quot;");
+            i++;
+        } else if (c == '\'') {
+            out_s(pg, "&#39;");
+            i++;
+        } else if (c < 0x80) {
+            i++; /* \r, backspace, NUL and the other control bytes */
+        } else {
+            size_t len = utf8_len(s + i, n - i);
+            if (len) {
+                if (!pg->rc)
+                    pg->rc = core_buf_add(pg->b, s + i, len);
+                i += len;
+            } else {
+                out_s(pg, "\xef\xbf\xbd");
+                i++;
+            }
+        }
+    }
+    if (open)
+        out_s(pg, "</span>");
+}
+
+/* Reads the last LOG_TAIL bytes of the log into out; *total gets the file size. A missing log
+ * is not an error (empty out, *total 0). */
+static int log_tail(const char *path, struct core_buf *out, int64_t *total, struct core_err *err)
+{
+    *total = 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : core_err_set(err, CORE_E_IO, "cannot open '%s': %s", path,
+                                                   strerror(errno));
+    int rc = 0;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        rc = core_err_set(err, CORE_E_IO, "'%s' is not a regular file", path);
+        goto out;
+    }
+    *total = (int64_t)sb.st_size;
+    off_t off = sb.st_size > LOG_TAIL ? sb.st_size - LOG_TAIL : 0;
+    char chunk[16 * 1024];
+    while (out->len < LOG_TAIL) {
+        size_t want = LOG_TAIL - out->len < sizeof(chunk) ? LOG_TAIL - out->len : sizeof(chunk);
+        ssize_t n = pread(fd, chunk, want, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = core_err_set(err, CORE_E_IO, "cannot read '%s': %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if ((rc = core_buf_add(out, chunk, (size_t)n)))
+            goto out;
+        off += n;
+    }
+out:
+    close(fd);
+    return rc;
+}
+
+struct step_rows {
+    struct page *pg;
+    size_t n;
+};
+
+static int step_row(void *arg, const struct ci_step_info *st)
+{
+    struct step_rows *a = arg;
+    struct page *pg = a->pg;
+    a->n++;
+    out_s(pg, "<tr class=\"step-row\"><td class=\"step-name\"><code>");
+    out_h(pg, st->name);
+    out_s(pg, "</code></td><td>");
+    state_badge(pg, st->state, NULL);
+    out_s(pg, "</td><td class=\"num\">");
+    bool ended = st->state && (strcmp(st->state, "succeeded") == 0 ||
+                               strcmp(st->state, "failed") == 0);
+    if (ended)
+        out_f(pg, "%lld", (long long)st->exit_code);
+    else
+        out_hd(pg, NULL);
+    out_s(pg, "</td><td class=\"num\">");
+    if (ended || st->duration_ms > 0)
+        out_duration(pg, st->duration_ms);
+    else
+        out_hd(pg, NULL);
+    out_s(pg, "</td><td>");
+    out_hd(pg, st->detail);
+    out_s(pg, "</td></tr>\n");
+    return pg->rc;
+}
+
+static void run_facts(struct page *pg, const struct run_copy *r)
+{
+    out_s(pg, "<dl class=\"facts\">\n");
+    fact(pg, "run-service", "Service");
+    out_s(pg, "<a href=\"/services/");
+    out_u(pg, r->service);
+    out_s(pg, "\">");
+    out_h(pg, r->service);
+    out_s(pg, "</a> <span class=\"muted\">(team ");
+    out_h(pg, r->team);
+    out_s(pg, ")</span></dd>\n");
+    fact(pg, "run-trigger", "Trigger");
+    out_hd(pg, r->trigger);
+    if (r->retry_of > 0)
+        out_f(pg, " of <a href=\"/runs/%lld\">#%lld</a>", (long long)r->retry_of,
+              (long long)r->retry_of);
+    out_s(pg, "</dd>\n");
+    fact(pg, "run-branch", "Branch");
+    out_hd(pg, r->branch);
+    out_s(pg, "</dd>\n");
+    fact(pg, "run-commit", "Commit");
+    if (r->commit && *r->commit) {
+        out_s(pg, "<code>");
+        out_h(pg, r->commit);
+        out_s(pg, "</code>");
+    } else {
+        out_hd(pg, NULL);
+    }
+    out_s(pg, "</dd>\n");
+    fact(pg, "run-actor", "Started by");
+    out_hd(pg, r->actor);
+    out_s(pg, "</dd>\n");
+    fact(pg, "run-queued", "Queued");
+    out_time(pg, r->queued_at);
+    out_s(pg, "</dd>\n");
+    fact(pg, "run-started", "Started");
+    out_time(pg, r->started_at);
+    out_s(pg, "</dd>\n");
+    fact(pg, "run-finished", "Finished");
+    out_time(pg, r->finished_at);
+    out_s(pg, "</dd>\n");
+    if (r->error && *r->error) {
+        fact(pg, "run-error", "Error");
+        out_h(pg, r->error);
+        out_s(pg, "</dd>\n");
+    }
+    fact(pg, "artifact", "Artifact");
+    if (r->artifact_digest && *r->artifact_digest) {
+        out_s(pg, "<code title=\"");
+        out_h(pg, r->artifact_digest);
+        out_s(pg, "\">");
+        out_h(pg, r->artifact_digest);
+        out_s(pg, "</code> &middot; ");
+        out_size(pg, r->artifact_size);
+        out_f(pg, " &middot; <a id=\"artifact-download\" href=\"/runs/%lld/artifact\" download>"
+                  "Download</a>", (long long)r->id);
+    } else {
+        out_hd(pg, NULL);
+    }
+    out_s(pg, "</dd>\n</dl>\n");
+}
+
+static int run_page(struct page *pg, int64_t id)
+{
+    struct run_copy r = {0};
+    struct core_buf log;
+    core_buf_init(&log, LOG_TAIL + 1);
+    int rc = run_load(pg, id, &r);
+    if (rc == CORE_E_NOTFOUND) {
+        core_err_clear(&pg->err);
+        rc = error_page(pg, 404, "Run not found", "There is no run with that number.");
+        goto out;
+    }
+    if (rc)
+        goto out;
+    bool going = !ci_state_is_final(r.state);
+    if (going && pg->p->runner)
+        pg->refresh = REFRESH_SECS;
+
+    pg->nav = "catalog";
+    char title[64];
+    snprintf(title, sizeof(title), "Run #%lld", (long long)r.id);
+    page_begin(pg, 200, title);
+    out_s(pg, "<p class=\"crumbs\"><a href=\"/catalog\">Catalog</a> / <a href=\"/services/");
+    out_u(pg, r.service);
+    out_s(pg, "\">");
+    out_h(pg, r.service);
+    out_s(pg, "</a> / <a href=\"/services/");
+    out_u(pg, r.service);
+    out_f(pg, "/runs\">runs</a> / #%lld</p>\n", (long long)r.id);
+    out_f(pg, "<h1 id=\"run-title\">Run #%lld of ", (long long)r.id);
+    out_h(pg, r.service);
+    out_s(pg, " ");
+    state_badge(pg, r.state, "run-state");
+    out_s(pg, "</h1>\n");
+    if (!pg->p->runner)
+        pipelines_off_note(pg);
+    else if (going)
+        out_f(pg, "<p class=\"note\" id=\"live\" role=\"status\">This run is still going; the page "
+                  "reloads every %d seconds to follow it.</p>\n", REFRESH_SECS);
+    out_s(pg, "<section id=\"run\" class=\"card\">\n");
+    run_facts(pg, &r);
+    out_s(pg, "</section>\n<section id=\"run-steps\">\n<h2>Steps</h2>\n<table id=\"steps\">\n"
+              "<thead><tr><th>Step</th><th>State</th><th class=\"num\">Exit code</th>"
+              "<th class=\"num\">Duration</th><th>Detail</th></tr></thead>\n<tbody>\n");
+    struct step_rows steps = {pg, 0};
+    rc = ci_run_steps(pg->p->st, r.id, step_row, &steps, &pg->err);
+    if (rc)
+        goto out;
+    if (steps.n == 0)
+        out_s(pg, "<tr><td colspan=\"5\" class=\"empty\">No steps yet.</td></tr>\n");
+    out_s(pg, "</tbody>\n</table>\n</section>\n<section id=\"run-log\">\n<h2>Log</h2>\n");
+
+    int64_t total = 0;
+    if (pg->p->runner) {
+        char path[1400];
+        ci_run_log_path(pg->p->runner, r.id, path, sizeof(path));
+        rc = log_tail(path, &log, &total, &pg->err);
+        if (rc)
+            goto out;
+    }
+    if (total > (int64_t)log.len) {
+        out_s(pg, "<p class=\"note\" id=\"log-truncated\">The log is ");
+        out_size(pg, total);
+        out_f(pg, "; this shows its last %d KiB. The API serves all of it at "
+                  "<code>/api/v1/runs/%lld/log</code>.</p>\n", LOG_TAIL / 1024, (long long)r.id);
+    }
+    size_t skip = 0;
+    if (total > (int64_t)log.len) {
+        /* start at a line boundary */
+        const char *nl = memchr(log.data, '\n', log.len);
+        if (nl)
+            skip = (size_t)(nl - log.data) + 1;
+    }
+    out_s(pg, "<pre class=\"log\" id=\"log\">");
+    out_log(pg, log.data + skip, log.len - skip);
+    out_s(pg, "</pre>\n");
+    if (log.len == 0)
+        out_s(pg, pg->p->runner ? "<p class=\"muted\" id=\"log-empty\">No output yet.</p>\n"
+                                : "<p class=\"muted\" id=\"log-empty\">No log: pipelines are off."
+                                  "</p>\n");
+    out_s(pg, "</section>\n");
+    page_end(pg);
+    rc = pg->rc;
+out:
+    core_buf_release(&log);
+    run_copy_release(&r);
+    return rc;
+}
+
+/* /runs/ID/artifact: the artifact tarball, for a signed-in user (the API needs a bearer token). */
+static int artifact_download(struct page *pg, int64_t id)
+{
+    struct run_copy r = {0};
+    int fd = -1;
+    int rc = run_load(pg, id, &r);
+    if (rc == CORE_E_NOTFOUND) {
+        core_err_clear(&pg->err);
+        rc = error_page(pg, 404, "Run not found", "There is no run with that number.");
+        goto out;
+    }
+    if (rc)
+        goto out;
+    if (!r.artifact_path || !*r.artifact_path) {
+        rc = error_page(pg, 404, "No artifact", "This run has no artifact.");
+        goto out;
+    }
+    fd = open(r.artifact_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        rc = error_page(pg, 404, "No artifact", "The artifact file of this run is gone.");
+        goto out;
+    }
+    page_reset(pg);
+    pg->resp->status = 200;
+    pg->resp->content_type = OCTET_TYPE;
+    /* Streamed by the server from the descriptor: no size limit, no copy in memory. */
+    pg->resp->has_file = true;
+    pg->resp->file_fd = fd;
+    pg->resp->file_size = (uint64_t)sb.st_size;
+    fd = -1;
+    log_info("portal", "artifact downloaded", LOG_INT("run", id), LOG_STR("user", pg->who.user));
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    run_copy_release(&r);
+    return rc;
+}
+
 /* ---- service page ---------------------------------------------------------------------------- */
 
 static int service_page(struct page *pg, const char *name)
@@ -1076,7 +1857,11 @@ static int service_page(struct page *pg, const char *name)
         out_json_pretty(pg, m, 0);
     else
         out_h(pg, s.manifest);
-    out_s(pg, "</pre>\n</section>\n<section id=\"audit\">\n<h2>History</h2>\n");
+    out_s(pg, "</pre>\n</section>\n");
+    rc = service_runs_section(pg, s.name);
+    if (rc)
+        goto out;
+    out_s(pg, "<section id=\"audit\">\n<h2>History</h2>\n");
     rc = audit_table(pg, "service", s.name, "service-audit");
     if (rc)
         goto out;
@@ -1087,6 +1872,510 @@ out:
     if (m)
         json_decref(m);
     catalog_service_release(&s);
+    return rc;
+}
+
+/* ---- creating a service from a template ------------------------------------------------------ */
+
+#define CREATE_VARS_MAX 32
+
+/* What the create form holds: the request's values on a re-render, else the defaults. */
+struct create_form {
+    bool posted;
+    char tmpl[PARAM_MAX];
+    char name[PARAM_MAX];
+    char team[PARAM_MAX];
+    char description[PARAM_MAX];
+    char vals[CREATE_VARS_MAX][PARAM_MAX]; /* by variable index of the chosen template */
+};
+
+static bool is_description(const struct template_var *v)
+{
+    return strcmp(v->name, "description") == 0;
+}
+
+/* Appends one message line (no newlines inside) to the error list. */
+static void add_msg(struct core_buf *msgs, const char *fmt, ...) CORE_PRINTF(2, 3);
+static void add_msg(struct core_buf *msgs, const char *fmt, ...)
+{
+    char line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    for (char *c = line; *c; c++)
+        if (*c == '\n')
+            *c = ' ';
+    if (core_buf_adds(msgs, line) == 0)
+        core_buf_addc(msgs, '\n');
+}
+
+struct create_teams {
+    struct page *pg;
+    const char *selected;
+};
+
+static void create_team_option(struct page *pg, const char *name, const char *selected)
+{
+    out_s(pg, "<option value=\"");
+    out_h(pg, name);
+    out_s(pg, "\"");
+    if (selected && strcmp(selected, name) == 0)
+        out_s(pg, " selected");
+    out_s(pg, ">");
+    out_h(pg, name);
+    out_s(pg, "</option>");
+}
+
+static int create_team_fn(void *arg, const struct catalog_team *t)
+{
+    struct create_teams *c = arg;
+    create_team_option(c->pg, t->name, c->selected);
+    return c->pg->rc;
+}
+
+/* Whether the signed-in user may create services for team (admins: any existing team). */
+static int team_allowed(struct page *pg, const char *team, bool *ok)
+{
+    *ok = false;
+    if (!pg->who.is_admin) {
+        *ok = catalog_actor_in_team(&pg->who.actor, team);
+        return 0;
+    }
+    struct catalog_team t = {0};
+    int rc = catalog_team_get(pg->p->cat, team, &t, &pg->err);
+    catalog_team_release(&t);
+    if (rc == CORE_E_NOTFOUND) {
+        core_err_clear(&pg->err);
+        return 0;
+    }
+    *ok = rc == 0;
+    return rc;
+}
+
+/* The whole create page. t is the chosen template (NULL when none could be loaded), names the
+ * installed templates, msgs the problems to show (may be empty). */
+static int create_render(struct page *pg, int status, const char *root, char **names,
+                         size_t nnames, const struct template *t, const struct create_form *f,
+                         const char *msgs)
+{
+    int rc = 0;
+    page_reset(pg);
+    pg->nav = "create";
+    page_begin(pg, status, "Create a service");
+    out_s(pg, "<h1>Create a service</h1>\n<p class=\"lead\">Start from a golden-path template. "
+              "The portal renders it, registers the service in the catalog and makes it the "
+              "first commit of the service's git repository, which starts its first pipeline "
+              "run.</p>\n");
+    if (msgs && *msgs) {
+        out_s(pg, "<div class=\"alert\" id=\"create-errors\" role=\"alert\">"
+                  "<p>The service was not created:</p><ul>");
+        for (const char *line = msgs; *line;) {
+            const char *nl = strchr(line, '\n');
+            size_t len = nl ? (size_t)(nl - line) : strlen(line);
+            char *one = core_strndup(line, len);
+            if (!one)
+                return CORE_E_NOMEM;
+            out_s(pg, "<li>");
+            out_h(pg, one);
+            out_s(pg, "</li>");
+            core_free(one);
+            line += len + (nl ? 1 : 0);
+        }
+        out_s(pg, "</ul></div>\n");
+    }
+    if (!pg->p->data_dir) {
+        out_s(pg, "<p class=\"note\" id=\"create-off\">Creating services is not available on this "
+                  "server (it has no data directory).</p>\n");
+        page_end(pg);
+        return pg->rc;
+    }
+    if (!pg->p->runner)
+        out_s(pg, "<p class=\"note\" id=\"pipelines-off\">Pipelines are off on this server: the "
+                  "service and its repository are created, but no run starts.</p>\n");
+    if (nnames == 0) {
+        out_s(pg, "<p class=\"note\" id=\"no-templates\">No templates are installed on this "
+                  "server.</p>\n");
+        page_end(pg);
+        return pg->rc;
+    }
+
+    /* choosing the template is a GET, so the variables below always match it */
+    out_s(pg, "<section class=\"card\" id=\"templates\">\n<form id=\"choose-template\" "
+              "class=\"filters\" method=\"get\" action=\"/create\">\n"
+              "<label for=\"template\">Template</label>\n<select id=\"template\" "
+              "name=\"template\">");
+    for (size_t i = 0; i < nnames; i++) {
+        struct template other;
+        struct core_err lerr = {0};
+        bool loaded = template_load(&other, root, names[i], &lerr) == 0;
+        out_s(pg, "<option value=\"");
+        out_h(pg, names[i]);
+        out_s(pg, "\"");
+        if (t && strcmp(t->name, names[i]) == 0)
+            out_s(pg, " selected");
+        out_s(pg, ">");
+        out_h(pg, names[i]);
+        if (loaded && other.description) {
+            out_s(pg, " &mdash; ");
+            out_h(pg, other.description);
+        }
+        out_s(pg, "</option>");
+        if (loaded)
+            template_release(&other);
+    }
+    out_s(pg, "</select>\n<button type=\"submit\" id=\"use-template\">Use this template</button>\n"
+              "</form>\n");
+    if (t) {
+        out_s(pg, "<p id=\"template-description\"><strong>");
+        out_h(pg, t->name);
+        out_s(pg, "</strong>");
+        if (t->language) {
+            out_s(pg, " <span class=\"chip\">");
+            out_h(pg, t->language);
+            out_s(pg, "</span>");
+        }
+        out_s(pg, " ");
+        out_hd(pg, t->description);
+        out_s(pg, "</p>\n");
+    }
+    out_s(pg, "</section>\n");
+    if (!t) {
+        page_end(pg);
+        return pg->rc;
+    }
+
+    out_s(pg, "<h2>New service from ");
+    out_h(pg, t->name);
+    out_s(pg, "</h2>\n<form id=\"create\" class=\"card form\" method=\"post\" action=\"/create\">\n"
+              "<input type=\"hidden\" name=\"csrf\" value=\"");
+    out_h(pg, pg->csrf);
+    out_s(pg, "\">\n<input type=\"hidden\" name=\"template\" value=\"");
+    out_h(pg, t->name);
+    out_s(pg, "\">\n<label for=\"name\">Service name</label>\n"
+              "<input id=\"name\" name=\"name\" required maxlength=\"63\" autocomplete=\"off\" "
+              "spellcheck=\"false\" pattern=\"[a-z0-9]([a-z0-9\\-]*[a-z0-9])?\" value=\"");
+    out_h(pg, f ? f->name : "");
+    out_s(pg, "\">\n<p class=\"hint\">Lower-case letters, digits and '-', up to 63 characters; "
+              "it names the service, its repository and its hostname.</p>\n"
+              "<label for=\"team\">Team</label>\n<select id=\"team\" name=\"team\" required>");
+    const char *sel = f ? f->team : NULL;
+    if (pg->who.is_admin) {
+        struct create_teams ct = {pg, sel};
+        if ((rc = catalog_team_list(pg->p->cat, create_team_fn, &ct, &pg->err)))
+            return rc;
+    } else {
+        for (size_t i = 0; i < pg->who.nteams; i++)
+            create_team_option(pg, pg->who.teams[i], sel);
+    }
+    out_s(pg, "</select>\n");
+    if (!pg->who.is_admin && pg->who.nteams == 0)
+        out_s(pg, "<p class=\"hint\" id=\"no-teams\">You are not a member of any team; ask an "
+                  "administrator to add you to one.</p>\n");
+    int desc = -1;
+    for (size_t i = 0; i < t->nvars; i++)
+        if (is_description(&t->vars[i]))
+            desc = (int)i;
+    if (desc >= 0) {
+        const struct template_var *v = &t->vars[desc];
+        out_s(pg, "<label for=\"description\">Description</label>\n<input id=\"description\" "
+                  "name=\"description\" maxlength=\"200\" value=\"");
+        out_h(pg, f && f->posted ? f->description : v->default_value);
+        out_s(pg, "\">\n<p class=\"hint\">");
+        out_h(pg, v->description ? v->description : "One line shown in the catalog.");
+        out_s(pg, "</p>\n");
+    }
+    for (size_t i = 0; i < t->nvars && i < CREATE_VARS_MAX; i++) {
+        const struct template_var *v = &t->vars[i];
+        if ((int)i == desc)
+            continue;
+        out_s(pg, "<label for=\"var-");
+        out_h(pg, v->name);
+        out_s(pg, "\">");
+        out_h(pg, v->name);
+        out_s(pg, "</label>\n<input id=\"var-");
+        out_h(pg, v->name);
+        out_s(pg, "\" name=\"var.");
+        out_h(pg, v->name);
+        out_s(pg, "\" maxlength=\"200\" class=\"template-var\"");
+        if (v->required && !v->default_value)
+            out_s(pg, " required");
+        out_s(pg, " value=\"");
+        out_h(pg, f && f->posted ? f->vals[i] : v->default_value);
+        out_s(pg, "\">\n<p class=\"hint\">");
+        out_hd(pg, v->description);
+        if (v->default_value) {
+            out_s(pg, " (default <code>");
+            out_h(pg, v->default_value);
+            out_s(pg, "</code>)");
+        }
+        out_s(pg, "</p>\n");
+    }
+    out_s(pg, "<button type=\"submit\" id=\"create-submit\">Create service</button>\n</form>\n");
+    page_end(pg);
+    return pg->rc;
+}
+
+/* Finds the templates and loads the chosen one (or the first). *t is left zeroed on failure,
+ * with the reason in msgs. */
+static int create_load(struct page *pg, const char *want, char *root, size_t rootsz,
+                       char ***names, size_t *nnames, struct template *t, bool *have_t,
+                       struct core_buf *msgs)
+{
+    struct core_err terr = {0};
+    *have_t = false;
+    if (!pg->p->data_dir)
+        return 0;
+    if (template_root(root, rootsz, &terr) || template_names(root, names, nnames, &terr)) {
+        if (terr.code == CORE_E_NOMEM)
+            return CORE_E_NOMEM;
+        log_warn("portal", "no templates", LOG_STR("error", terr.msg));
+        return 0;
+    }
+    if (*nnames == 0)
+        return 0;
+    const char *name = want && *want ? want : (*names)[0];
+    bool listed = false;
+    for (size_t i = 0; i < *nnames; i++)
+        if (strcmp((*names)[i], name) == 0)
+            listed = true;
+    if (!listed) {
+        add_msg(msgs, "There is no template named '%s'.", name);
+        name = (*names)[0];
+    }
+    int rc = template_load(t, root, name, &terr);
+    if (rc == CORE_E_NOMEM)
+        return rc;
+    if (rc) {
+        add_msg(msgs, "Template '%s' cannot be used: %s", name, terr.msg);
+        memset(t, 0, sizeof(*t));
+        return 0;
+    }
+    *have_t = true;
+    return 0;
+}
+
+static int create_get(struct page *pg)
+{
+    char want[PARAM_MAX], root[4096] = "";
+    char **names = NULL;
+    size_t nnames = 0;
+    struct template t = {0};
+    bool have_t = false;
+    struct core_buf msgs;
+    core_buf_init(&msgs, CREATE_ERRORS_MAX);
+    int rc = 0;
+    if (form_value(pg->req->query, "template", want, sizeof(want))) {
+        rc = bad_request(pg, "The template parameter could not be read.");
+        goto out;
+    }
+    rc = create_load(pg, want, root, sizeof(root), &names, &nnames, &t, &have_t, &msgs);
+    if (rc)
+        goto out;
+    rc = create_render(pg, msgs.len ? 404 : 200, root, names, nnames, have_t ? &t : NULL, NULL,
+                       msgs.data);
+out:
+    if (have_t)
+        template_release(&t);
+    template_names_free(names, nnames);
+    core_buf_release(&msgs);
+    return rc;
+}
+
+/* Checks the form against the template and fills vals (NULL = the default). */
+static void create_check(struct page *pg, const struct template *t, struct create_form *f,
+                         const char **vals, struct core_buf *msgs)
+{
+    if (!f->name[0])
+        add_msg(msgs, "Enter a service name.");
+    else if (!core_is_dns_label(f->name))
+        add_msg(msgs, "'%s' is not a valid service name: use 1-63 lower-case letters, digits and "
+                      "'-', starting and ending with a letter or digit.", f->name);
+    if (!f->team[0]) {
+        add_msg(msgs, "Choose a team.");
+    } else {
+        bool ok = false;
+        if (team_allowed(pg, f->team, &ok) == 0 && !ok)
+            add_msg(msgs, "You cannot create services for team '%s'%s.", f->team,
+                    pg->who.is_admin ? ": there is no such team" : ": you are not a member");
+    }
+    for (size_t i = 0; i < t->nvars && i < CREATE_VARS_MAX; i++) {
+        const struct template_var *v = &t->vars[i];
+        const char *val = is_description(v) ? f->description : f->vals[i];
+        vals[i] = *val ? val : NULL;
+        if (!vals[i] && !v->default_value) {
+            if (v->required)
+                add_msg(msgs, "Enter a value for '%s'.", v->name);
+            continue;
+        }
+        struct core_err verr = {0};
+        if (template_value_check(v, vals[i] ? vals[i] : v->default_value, &verr))
+            add_msg(msgs, "%s", verr.msg);
+    }
+    if (t->nvars > CREATE_VARS_MAX)
+        add_msg(msgs, "Template '%s' has too many variables for this form.", t->name);
+}
+
+/* Renders, registers and imports. Problems go to msgs; only internal failures are returned. */
+static int create_do(struct page *pg, const struct template *t, const struct create_form *f,
+                     const char **vals, struct core_buf *msgs)
+{
+    struct template_output out = {0};
+    struct catalog_manifest m;
+    struct schema_diags d;
+    struct core_buf diag_text;
+    struct core_err e = {0};
+    char tmp[4200] = "", dest[4500];
+    int rc = 0;
+    catalog_manifest_init(&m);
+    schema_diags_init(&d);
+    core_buf_init(&diag_text, CREATE_ERRORS_MAX);
+
+    struct template_values v = {.name = f->name, .team = f->team, .vals = vals};
+    if (template_render(t, &v, &out, &e)) {
+        add_msg(msgs, "Template '%s' could not be rendered: %s", t->name, e.msg);
+        goto out;
+    }
+    const struct template_file *manifest = NULL;
+    for (size_t i = 0; i < out.n; i++)
+        if (strcmp(out.files[i].path, "pave.yaml") == 0)
+            manifest = &out.files[i];
+    if (!manifest) {
+        add_msg(msgs, "Template '%s' has no pave.yaml.", t->name);
+        goto out;
+    }
+    int prc = catalog_manifest_parse("pave.yaml", manifest->data, manifest->len, &m, &d, &e);
+    if (prc == CORE_E_NOMEM) {
+        rc = prc;
+        goto out;
+    }
+    enum catalog_change change = CATALOG_UNCHANGED;
+    char source[PARAM_MAX + 16];
+    snprintf(source, sizeof(source), "template:%s", t->name);
+    if (!prc)
+        prc = catalog_service_apply(pg->p->cat, &pg->who.actor, &m, source, &change, &d, &e);
+    if (prc == CORE_E_NOMEM) {
+        rc = prc;
+        goto out;
+    }
+    if (prc) {
+        if (d.n && schema_diags_format(&d, &diag_text) == 0) {
+            add_msg(msgs, "The rendered pave.yaml was refused:");
+            core_buf_adds(msgs, diag_text.data);
+        } else {
+            add_msg(msgs, "The rendered pave.yaml was refused: %s", e.msg);
+        }
+        goto out;
+    }
+    log_info("portal", "service created from template", LOG_STR("service", f->name),
+             LOG_STR("template", t->name), LOG_STR("user", pg->who.user));
+
+    /* the first commit, from a scratch directory under DATA/tmp */
+    char tmp_root[4096];
+    snprintf(tmp_root, sizeof(tmp_root), "%s/tmp", pg->p->data_dir);
+    if (core_mkdir_p(tmp_root, 0700, &e)) {
+        add_msg(msgs, "The service was registered, but its repository could not be created: %s",
+                e.msg);
+        goto out;
+    }
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s/create-XXXXXX", tmp_root) >= sizeof(tmp) ||
+        !mkdtemp(tmp)) {
+        add_msg(msgs, "The service was registered, but its repository could not be created: "
+                      "cannot make a scratch directory: %s", strerror(errno));
+        tmp[0] = 0;
+        goto out;
+    }
+    snprintf(dest, sizeof(dest), "%s/%s", tmp, f->name);
+    char message[PARAM_MAX * 2 + 32];
+    snprintf(message, sizeof(message), "Create %s from template %s", f->name, t->name);
+    if (template_write(dest, &out, &e) ||
+        ci_repo_import(pg->p->runner, pg->p->data_dir, f->name, pg->who.user, dest, message,
+                       &e)) {
+        log_warn("portal", "repository import failed", LOG_STR("service", f->name),
+                 LOG_STR("error", e.msg));
+        add_msg(msgs, "The service was registered, but its repository could not be created: %s",
+                e.msg);
+        goto out;
+    }
+out:
+    if (tmp[0])
+        template_remove(tmp);
+    template_output_release(&out);
+    catalog_manifest_release(&m);
+    schema_diags_release(&d);
+    core_buf_release(&diag_text);
+    return rc;
+}
+
+static int create_post(struct page *pg)
+{
+    struct create_form *f = core_calloc(1, sizeof(*f));
+    char root[4096] = "";
+    char **names = NULL;
+    size_t nnames = 0;
+    struct template t = {0};
+    bool have_t = false;
+    struct catalog_service existing = {0};
+    const char **vals = NULL;
+    struct core_buf msgs;
+    core_buf_init(&msgs, CREATE_ERRORS_MAX);
+    int rc = 0;
+    if (!f) {
+        rc = CORE_E_NOMEM;
+        goto out;
+    }
+    f->posted = true;
+    if (form_value(pg->form, "template", f->tmpl, sizeof(f->tmpl)) ||
+        form_value(pg->form, "name", f->name, sizeof(f->name)) ||
+        form_value(pg->form, "team", f->team, sizeof(f->team)) ||
+        form_value(pg->form, "description", f->description, sizeof(f->description)))
+        add_msg(&msgs, "The form could not be read (a value is too long or holds control "
+                       "characters).");
+    rc = create_load(pg, f->tmpl, root, sizeof(root), &names, &nnames, &t, &have_t, &msgs);
+    if (rc)
+        goto out;
+    if ((!pg->p->data_dir || !have_t) && !msgs.len)
+        add_msg(&msgs, "Creating services is not available on this server.");
+    for (size_t i = 0; have_t && i < t.nvars && i < CREATE_VARS_MAX; i++) {
+        char key[PARAM_MAX];
+        snprintf(key, sizeof(key), "var.%s", t.vars[i].name);
+        if (form_value(pg->form, key, f->vals[i], sizeof(f->vals[i])))
+            add_msg(&msgs, "The value of '%s' could not be read.", t.vars[i].name);
+    }
+    vals = core_calloc((have_t ? t.nvars : 0) + 1, sizeof(char *));
+    if (!vals) {
+        rc = CORE_E_NOMEM;
+        goto out;
+    }
+    if (!msgs.len)
+        create_check(pg, &t, f, vals, &msgs);
+    if (!msgs.len) {
+        int grc = catalog_service_get(pg->p->cat, f->name, &existing, &pg->err);
+        if (grc != 0 && grc != CORE_E_NOTFOUND) {
+            rc = grc;
+            goto out;
+        }
+        if (grc == 0)
+            add_msg(&msgs, "A service named '%s' already exists.", f->name);
+        core_err_clear(&pg->err);
+    }
+    if (!msgs.len && (rc = create_do(pg, &t, f, vals, &msgs)))
+        goto out;
+    if (!msgs.len) {
+        char to[PARAM_MAX + 16];
+        snprintf(to, sizeof(to), "/services/%s", f->name); /* a checked DNS label */
+        rc = redirect(pg, to);
+    } else {
+        rc = create_render(pg, 400, root, names, nnames, have_t ? &t : NULL, f, msgs.data);
+    }
+out:
+    catalog_service_release(&existing);
+    core_free(vals);
+    if (have_t)
+        template_release(&t);
+    template_names_free(names, nnames);
+    core_buf_release(&msgs);
+    core_free(f);
     return rc;
 }
 
@@ -1205,7 +2494,8 @@ static int route(struct page *pg)
 
     bool known = strcmp(path, "/catalog") == 0 || strcmp(path, "/teams") == 0 ||
                  strcmp(path, "/audit") == 0 || strcmp(path, "/logout") == 0 ||
-                 strncmp(path, "/services/", 10) == 0;
+                 strcmp(path, "/create") == 0 || strncmp(path, "/services/", 10) == 0 ||
+                 strncmp(path, "/runs/", 6) == 0;
     if (!known)
         return not_found(pg);
 
@@ -1226,6 +2516,9 @@ static int route(struct page *pg)
 
     if (strcmp(path, "/logout") == 0)
         return pg->is_post ? logout_post(pg) : method_not_allowed(pg);
+    if (strcmp(path, "/create") == 0)
+        return pg->is_post ? create_post(pg) : pg->is_get ? create_get(pg)
+                                                          : method_not_allowed(pg);
     if (!pg->is_get)
         return method_not_allowed(pg);
     if (strcmp(path, "/catalog") == 0)
@@ -1234,29 +2527,56 @@ static int route(struct page *pg)
         return teams_page(pg);
     if (strcmp(path, "/audit") == 0)
         return audit_page(pg);
-    return service_page(pg, path + 10);
+    if (strncmp(path, "/runs/", 6) == 0) {
+        const char *id_s = path + 6;
+        const char *slash = strchr(id_s, '/');
+        size_t id_len = slash ? (size_t)(slash - id_s) : strlen(id_s);
+        int64_t id;
+        if (!parse_id(id_s, id_len, &id))
+            return not_found(pg);
+        if (!slash)
+            return run_page(pg, id);
+        if (strcmp(slash, "/artifact") == 0)
+            return artifact_download(pg, id);
+        return not_found(pg);
+    }
+    const char *name = path + 10;
+    const char *slash = strchr(name, '/');
+    if (!slash)
+        return service_page(pg, name);
+    if (strcmp(slash, "/runs") != 0 || (size_t)(slash - name) >= PARAM_MAX)
+        return not_found(pg);
+    char svc[PARAM_MAX];
+    memcpy(svc, name, (size_t)(slash - name));
+    svc[slash - name] = 0;
+    return service_runs_page(pg, svc);
 }
 
 /* ---- public API ------------------------------------------------------------------------------ */
 
-struct portal *portal_new(struct store *st, struct catalog *cat, struct core_err *err)
+struct portal *portal_new(const struct portal_deps *deps, struct core_err *err)
 {
-    if (!st || !cat) {
+    if (!deps || !deps->st || !deps->cat) {
         core_err_set(err, CORE_E_INVAL, "portal needs a store and a catalog");
         return NULL;
     }
     struct portal *p = core_calloc(1, sizeof(*p));
-    if (!p) {
+    if (!p || (deps->data_dir && !(p->data_dir = core_strdup(deps->data_dir)))) {
+        core_free(p);
         core_err_set(err, CORE_E_NOMEM, "out of memory");
         return NULL;
     }
-    p->st = st;
-    p->cat = cat;
+    p->st = deps->st;
+    p->cat = deps->cat;
+    p->runner = deps->runner;
     return p;
 }
 
 void portal_free(struct portal *p)
 {
+    if (!p)
+        return;
+    core_free(p->data_dir);
     core_free(p);
 }
 

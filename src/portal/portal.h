@@ -8,7 +8,13 @@
  * Sign-in exchanges an API token for a session cookie (HttpOnly, SameSite=Strict, Path=/);
  * every state-changing form carries the session's CSRF token and is refused without it.
  *
- * Lifecycle: portal_new() borrows the store and catalog (they must outlive it); portal_free().
+ * Besides the catalog it shows pipeline runs (a service's runs, one run with its steps and log,
+ * its artifact for download) and creates services from golden-path templates (src/template):
+ * render, apply the manifest as the signed-in user, import the tree as the first commit of the
+ * service's hosted repository, which queues its first run.
+ *
+ * Lifecycle: portal_new() borrows everything in struct portal_deps (it must outlive the portal);
+ * portal_free().
  * Threading: portal_handle() may run on several threads at once.
  */
 #ifndef PAVE_PORTAL_H
@@ -16,12 +22,23 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/core.h"
 
 struct store;
 struct catalog;
+struct ci_runner;
 struct portal;
+
+/* What the portal borrows. runner may be NULL (run pages say pipelines are off); data_dir may be
+ * NULL (creating services from templates is then unavailable). */
+struct portal_deps {
+    struct store *st;
+    struct catalog *cat;
+    struct ci_runner *runner;
+    const char *data_dir;
+};
 
 struct portal_request {
     const char *method;  /* "GET", "POST" ... */
@@ -38,11 +55,17 @@ struct portal_response {
     struct core_buf body;     /* initialized by the caller (core_buf_init), filled by portal */
     char location[512];       /* redirect target when status is 303, else "" */
     char set_cookie[512];     /* full Set-Cookie value, or "" */
+    /* A file to send instead of `body` (downloads): when has_file, the caller sends file_size
+     * bytes of file_fd and closes it. */
+    bool has_file;
+    int file_fd;
+    uint64_t file_size;
 };
 
 #define PORTAL_SESSION_COOKIE "pave_session"
 
-struct portal *portal_new(struct store *st, struct catalog *cat, struct core_err *err);
+/* returns: owned by caller, free with portal_free(); NULL and err when st or cat is missing. */
+struct portal *portal_new(const struct portal_deps *deps, struct core_err *err);
 void portal_free(struct portal *p);
 /* Handles one request. Always fills resp (errors become HTML error pages); returns 0, or
  * CORE_E_NOMEM when even the error page could not be built. */

@@ -1,4 +1,5 @@
-// Browser test for the Paved portal: sign in, search, filter, open a service page.
+// Browser test for the Paved portal: sign in, search, filter, open a service page, create a
+// service from a template and follow its first pipeline run to the end.
 //
 // Needs a running `pave server --demo` (tests/browser/run.sh starts one) and:
 //   PAVE_URL    base URL, e.g. http://127.0.0.1:8123
@@ -15,6 +16,8 @@ import { chromium } from 'playwright-core';
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '..', '..');
 const screenshot = join(repoRoot, 'build', 'portal-service.png');
+const runScreenshot = join(repoRoot, 'build', 'portal-run.png');
+const createScreenshot = join(repoRoot, 'build', 'portal-create.png');
 
 const baseURL = (process.env.PAVE_URL || '').replace(/\/+$/, '');
 const token = process.env.PAVE_TOKEN || '';
@@ -124,6 +127,60 @@ test('sign in, search, filter and open a service', async () => {
 
     mkdirSync(dirname(screenshot), { recursive: true });
     await page.screenshot({ path: screenshot, fullPage: true });
+});
+
+test('create a service from a template and follow its first run', async () => {
+    await page.goto(`${baseURL}/catalog`);
+    await Promise.all([page.waitForURL(/\/create$/), page.click('nav a[href="/create"]')]);
+    assert.match(await page.textContent('h1'), /Create a service/);
+
+    // Choose the template (a GET form, so its variables are shown without JavaScript).
+    await page.selectOption('#template', 'worker-shell');
+    await Promise.all([
+        page.waitForURL(/template=worker-shell/),
+        page.click('#choose-template button[type=submit]'),
+    ]);
+    assert.equal(await page.inputValue('#create input[name=template]'), 'worker-shell');
+    assert.equal(await page.inputValue('#var-interval'), '10');
+
+    await page.fill('#name', 'browser-svc');
+    await page.selectOption('#create #team', 'payments');
+    await page.fill('#description', 'Created by the browser test');
+    mkdirSync(dirname(createScreenshot), { recursive: true });
+    await page.screenshot({ path: createScreenshot, fullPage: true });
+    await Promise.all([
+        page.waitForURL(/\/services\/browser-svc$/, { timeout: 30000 }),
+        page.click('#create-submit'),
+    ]);
+    assert.equal((await page.textContent('#service-name')).trim(), 'browser-svc');
+    assert.match(await page.textContent('#description'), /Created by the browser test/);
+    assert.match(await page.textContent('#source'), /\/git\/browser-svc\.git/);
+
+    // The import queued the first run; follow it.
+    const firstRun = page.locator('#service-runs a.run-link').first();
+    await firstRun.waitFor();
+    const href = await firstRun.getAttribute('href');
+    assert.match(href, /^\/runs\/\d+$/);
+    await Promise.all([page.waitForURL(new RegExp(`${href}$`)), firstRun.click()]);
+
+    // The page reloads itself while the run goes on; reload ourselves too, up to ~60 s.
+    let state = '';
+    for (let i = 0; i < 60; i++) {
+        state = (await page.textContent('#run-state')).trim();
+        if (state !== 'queued' && state !== 'running') break;
+        await page.waitForTimeout(1000);
+        await page.goto(`${baseURL}${href}`);
+    }
+    assert.equal(state, 'succeeded', `run ended ${state}: ${await page.textContent('#log')}`);
+    const steps = await page.locator('#steps tr.step-row .step-name').allTextContents();
+    assert.ok(steps.includes('build'), `steps: ${steps}`);
+    assert.ok(steps.includes('test'), `steps: ${steps}`);
+    assert.equal(await page.locator('meta[http-equiv=refresh]').count(), 0);
+    assert.ok((await page.textContent('#log')).length > 0, 'the log is shown');
+    assert.match(await page.getAttribute('#artifact-download', 'href'), /^\/runs\/\d+\/artifact$/);
+
+    mkdirSync(dirname(runScreenshot), { recursive: true });
+    await page.screenshot({ path: runScreenshot, fullPage: true });
 });
 
 test('sign out ends the session', async () => {

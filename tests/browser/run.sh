@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the portal browser test against a real `pave server --demo` on a random local port.
-# Usage: tests/browser/run.sh   (from anywhere; build/pave must exist)
+# Usage: tests/browser/run.sh   (from anywhere; build/pave, or $PAVE_BIN, must exist)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,7 +36,9 @@ trap cleanup EXIT INT TERM
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 url="http://127.0.0.1:$port"
 
-"$pave" server --data-dir "$tmp" --listen "127.0.0.1:$port" --demo >"$tmp/server.log" 2>&1 &
+# The "Create a service" page needs the golden-path templates of this checkout.
+PAVE_TEMPLATES="${PAVE_TEMPLATES:-$root/templates}" \
+    "$pave" server --data-dir "$tmp" --listen "127.0.0.1:$port" --demo >"$tmp/server.log" 2>&1 &
 server_pid=$!
 
 ready=""

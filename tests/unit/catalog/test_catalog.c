@@ -49,7 +49,7 @@ static int64_t audit_count(struct fx *f, const char *object)
 }
 
 static int apply_text(struct fx *f, const struct catalog_actor *who, const char *text,
-                      enum catalog_change *ch, struct catalog_diags *d, struct core_err *err)
+                      enum catalog_change *ch, struct schema_diags *d, struct core_err *err)
 {
     struct catalog_manifest m;
     catalog_manifest_init(&m);
@@ -90,9 +90,9 @@ static void apply_is_idempotent_and_audited(void **state)
 {
     struct fx *f = *state;
     enum catalog_change ch;
-    struct catalog_diags d;
+    struct schema_diags d;
     struct core_err err = {0};
-    catalog_diags_init(&d);
+    schema_diags_init(&d);
     assert_int_equal(apply_text(f, &alice, SVC("payments", "one"), &ch, &d, &err), 0);
     assert_int_equal(ch, CATALOG_CREATED);
     assert_int_equal(audit_count(f, "billing"), 1);
@@ -107,16 +107,16 @@ static void apply_is_idempotent_and_audited(void **state)
     assert_int_equal(s.revision, 2);
     assert_string_equal(s.description, "two");
     catalog_service_release(&s);
-    catalog_diags_release(&d);
+    schema_diags_release(&d);
 }
 
 static void members_change_only_their_teams_services(void **state)
 {
     struct fx *f = *state;
     enum catalog_change ch;
-    struct catalog_diags d;
+    struct schema_diags d;
     struct core_err err = {0};
-    catalog_diags_init(&d);
+    schema_diags_init(&d);
     assert_int_equal(apply_text(f, &bob, SVC("payments", "x"), &ch, &d, &err), CORE_E_PERM);
     assert_int_equal(audit_count(f, "billing"), 0);
     assert_int_equal(apply_text(f, &alice, SVC("payments", "x"), &ch, &d, &err), 0);
@@ -129,23 +129,23 @@ static void members_change_only_their_teams_services(void **state)
     enum catalog_change tch;
     assert_int_equal(catalog_team_create(f->cat, &alice, "newteam", NULL, NULL, &tch, &err),
                      CORE_E_PERM);
-    catalog_diags_release(&d);
+    schema_diags_release(&d);
 }
 
 static void unknown_team_names_position_and_hint(void **state)
 {
     struct fx *f = *state;
     enum catalog_change ch;
-    struct catalog_diags d;
+    struct schema_diags d;
     struct core_err err = {0};
-    catalog_diags_init(&d);
+    schema_diags_init(&d);
     assert_int_equal(apply_text(f, &catalog_actor_system, SVC("paymnts", "x"), &ch, &d, &err),
                      CORE_E_INVAL);
     assert_int_equal(d.n, 1);
     assert_int_equal(d.items[0].line, 5);
     assert_string_equal(d.items[0].message, "unknown team 'paymnts'");
     assert_string_equal(d.items[0].hint, "did you mean 'payments'?");
-    catalog_diags_release(&d);
+    schema_diags_release(&d);
 }
 
 static void list_pages_filters_and_searches_literally(void **state)

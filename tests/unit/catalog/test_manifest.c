@@ -51,14 +51,14 @@ static const char product_example[] =
 struct result {
     int rc;
     struct catalog_manifest m;
-    struct catalog_diags d;
+    struct schema_diags d;
 };
 
 static void dump(const struct result *r)
 {
     struct core_buf b;
     core_buf_init(&b, 0);
-    if (catalog_diags_format(&r->d, &b) == 0 && b.len)
+    if (schema_diags_format(&r->d, &b) == 0 && b.len)
         print_message("%s", b.data);
     core_buf_release(&b);
 }
@@ -66,7 +66,7 @@ static void dump(const struct result *r)
 static void parse_n(struct result *r, const char *text, size_t len)
 {
     struct core_err err = {0};
-    catalog_diags_init(&r->d);
+    schema_diags_init(&r->d);
     r->rc = catalog_manifest_parse("pave.yaml", text, len, &r->m, &r->d, &err);
     if (r->rc)
         assert_true(err.msg[0] != 0);
@@ -80,7 +80,7 @@ static void parse(struct result *r, const char *text)
 static void release(struct result *r)
 {
     catalog_manifest_release(&r->m);
-    catalog_diags_release(&r->d);
+    schema_diags_release(&r->d);
 }
 
 /* Index of the first diagnostic whose message contains needle, or -1. */
@@ -94,8 +94,8 @@ static int find(const struct result *r, const char *needle)
 }
 
 /* Parses `text`, expects exactly one problem containing `needle`; returns it. */
-static const struct catalog_diag *expect_one(struct result *r, const char *text,
-                                             const char *needle)
+static const struct schema_diag *expect_one(struct result *r, const char *text,
+                                            const char *needle)
 {
     parse(r, text);
     if (r->d.n != 1)
@@ -151,7 +151,7 @@ static void product_example_is_valid(void **state)
 static void unknown_key_has_did_you_mean_and_position(void **state)
 {
     struct result r;
-    const struct catalog_diag *g = expect_one(&r, with("spec:\n  replica: 2\n"), "unknown key");
+    const struct schema_diag *g = expect_one(&r, with("spec:\n  replica: 2\n"), "unknown key");
     assert_string_equal(g->message, "unknown key 'replica'");
     assert_string_equal(g->hint, "did you mean 'replicas'?");
     assert_string_equal(g->path, "spec.replica");
@@ -164,7 +164,7 @@ static void unknown_key_has_did_you_mean_and_position(void **state)
 static void unknown_key_without_close_match_lists_allowed_keys(void **state)
 {
     struct result r;
-    const struct catalog_diag *g =
+    const struct schema_diag *g =
         expect_one(&r, with("spec:\n  run:\n    zzzzzzzz: 1\n"), "unknown key 'zzzzzzzz'");
     assert_non_null(strstr(g->hint, "command"));
     assert_non_null(strstr(g->hint, "secrets"));
@@ -211,7 +211,7 @@ static void all_errors_are_reported_at_once(void **state)
 static void wrong_type_names_expected_and_actual(void **state)
 {
     struct result r;
-    const struct catalog_diag *g =
+    const struct schema_diag *g =
         expect_one(&r, with("spec:\n  replicas: two\n"), "expected an integer");
     assert_string_equal(g->message, "expected an integer, got string \"two\"");
     assert_int_equal(g->line, 7);
@@ -250,7 +250,7 @@ static void numbers_as_tag_values_must_be_quoted(void **state)
 static void bad_dns_label_is_explained(void **state)
 {
     struct result r;
-    const struct catalog_diag *g = expect_one(
+    const struct schema_diag *g = expect_one(
         &r, "apiVersion: pave/v1\nkind: Service\nmetadata:\n  name: Payments_API\n  team: p\n",
         "invalid name 'Payments_API'");
     assert_non_null(strstr(g->message, "DNS label"));
@@ -282,7 +282,7 @@ static void names_with_traversal_or_control_characters_are_rejected(void **state
 static void duplicate_port_names_are_reported_at_the_duplicate(void **state)
 {
     struct result r;
-    const struct catalog_diag *g =
+    const struct schema_diag *g =
         expect_one(&r,
                    with("spec:\n  run:\n    ports:\n"
                         "      - { name: http, port: 8080 }\n"    /* line 9 */
@@ -298,7 +298,7 @@ static void duplicate_port_names_are_reported_at_the_duplicate(void **state)
 static void duplicate_port_numbers_are_reported_at_the_duplicate(void **state)
 {
     struct result r;
-    const struct catalog_diag *g =
+    const struct schema_diag *g =
         expect_one(&r,
                    with("spec:\n  run:\n    ports:\n"
                         "      - { name: http, port: 8080 }\n"
@@ -313,7 +313,7 @@ static void duplicate_port_numbers_are_reported_at_the_duplicate(void **state)
 static void unknown_protocol_suggests_the_closest(void **state)
 {
     struct result r;
-    const struct catalog_diag *g =
+    const struct schema_diag *g =
         expect_one(&r, with("spec:\n  run:\n    ports: [{ name: a, port: 1, protocol: htp }]\n"),
                    "unknown protocol 'htp'");
     assert_string_equal(g->hint, "did you mean 'http'?");
@@ -323,7 +323,7 @@ static void unknown_protocol_suggests_the_closest(void **state)
 static void bad_duration_is_reported(void **state)
 {
     struct result r;
-    const struct catalog_diag *g = expect_one(
+    const struct schema_diag *g = expect_one(
         &r, with("spec:\n  run:\n    health: { path: /h, interval: 5 seconds }\n"),
         "invalid duration '5 seconds'");
     assert_non_null(strstr(g->hint, "ms, s, m, h"));
@@ -354,7 +354,7 @@ static void bad_quantities_are_reported(void **state)
 static void health_timeout_must_be_less_than_interval(void **state)
 {
     struct result r;
-    const struct catalog_diag *g = expect_one(
+    const struct schema_diag *g = expect_one(
         &r, with("spec:\n  run:\n    health: { path: /h, interval: 1s, timeout: 1s }\n"),
         "timeout (1000ms) must be less than interval (1000ms)");
     assert_string_equal(g->path, "spec.run.health.timeout");
@@ -412,7 +412,7 @@ static void slo_availability_is_a_percentage(void **state)
 static void env_and_secret_names_may_not_clash(void **state)
 {
     struct result r;
-    const struct catalog_diag *g = expect_one(
+    const struct schema_diag *g = expect_one(
         &r,
         with("spec:\n  run:\n    env: { DB_PASSWORD: x }\n    secrets: [API_KEY, DB_PASSWORD]\n"),
         "'DB_PASSWORD' is both in env and in secrets");
@@ -471,7 +471,7 @@ static void wrong_api_version_and_kind(void **state)
 static void invalid_yaml_gives_one_diagnostic_with_a_line(void **state)
 {
     struct result r;
-    const struct catalog_diag *g =
+    const struct schema_diag *g =
         expect_one(&r, "apiVersion: pave/v1\nkind: [Service\nmetadata: x\n", "invalid YAML");
     assert_true(g->line >= 2);
     assert_true(g->col >= 1);
@@ -490,7 +490,7 @@ static void invalid_yaml_gives_one_diagnostic_with_a_line(void **state)
 static void invalid_utf8_is_rejected_with_position(void **state)
 {
     struct result r;
-    const struct catalog_diag *g =
+    const struct schema_diag *g =
         expect_one(&r, "apiVersion: pave/v1\nkind: Serv\xff\n", "invalid UTF-8 byte 0xff");
     assert_int_equal(g->line, 2);
     assert_int_equal(g->col, 11);
@@ -586,7 +586,7 @@ static void diagnostics_format_one_per_line(void **state)
     struct core_buf out;
     parse(&r, with("spec:\n  replica: 2\n  docs: /x\n"));
     core_buf_init(&out, 0);
-    assert_int_equal(catalog_diags_format(&r.d, &out), 0);
+    assert_int_equal(schema_diags_format(&r.d, &out), 0);
     assert_string_equal(out.data,
                         "pave.yaml:7:3: unknown key 'replica' (did you mean 'replicas'?)\n"
                         "pave.yaml:8:9: docs must be a relative path, got '/x' (remove the "
@@ -594,14 +594,14 @@ static void diagnostics_format_one_per_line(void **state)
     core_buf_release(&out);
     release(&r);
 
-    struct catalog_diags d;
-    catalog_diags_init(&d);
-    assert_int_equal(catalog_diags_add(&d, NULL, 0, 0, NULL, NULL, "line\nbreak %d", 1), 0);
+    struct schema_diags d;
+    schema_diags_init(&d);
+    assert_int_equal(schema_diags_add(&d, NULL, 0, 0, NULL, NULL, "line\nbreak %d", 1), 0);
     core_buf_init(&out, 0);
-    assert_int_equal(catalog_diags_format(&d, &out), 0);
+    assert_int_equal(schema_diags_format(&d, &out), 0);
     assert_string_equal(out.data, "<input>: line\\nbreak 1\n");
     core_buf_release(&out);
-    catalog_diags_release(&d);
+    schema_diags_release(&d);
 }
 
 static void problems_are_capped(void **state)
@@ -631,7 +631,7 @@ static void long_lists_are_refused_before_pairwise_checks(void **state)
         assert_int_equal(core_buf_addf(&b, ",S%d", i), 0);
     assert_int_equal(core_buf_adds(&b, "]\n"), 0);
     struct result r;
-    const struct catalog_diag *g =
+    const struct schema_diag *g =
         expect_one(&r, b.data, "secrets has too many items (30000, at most 256)");
     assert_string_equal(g->path, "spec.run.secrets");
     release(&r);

@@ -1,7 +1,9 @@
 /*
  * Portal pages driven through portal_handle() against a real SQLite store with the demo
  * organization: sign-in and sessions, CSRF, catalog search and filters, the service page,
- * error pages and HTML escaping.
+ * error pages and HTML escaping; pipeline runs (rows inserted into the store, a log written where
+ * a real runner keeps it), the log's ANSI colours and escaping, artifacts, and the "Create a
+ * service" form.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,20 +12,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "auth/auth.h"
 #include "catalog/catalog.h"
+#include "ci/ci.h"
 #include "core/core.h"
 #include "portal/portal.h"
 #include "store/store.h"
+#include "template/template.h"
 
 struct fx {
     char dir[64];
     struct store *st;
     struct catalog *cat;
+    struct ci_runner *runner;
     struct portal *portal;
     char token[AUTH_TOKEN_LEN + 1];
     char session[80];
@@ -35,19 +41,15 @@ struct fx {
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char path[128];
     if (f->have_resp)
         core_buf_release(&f->resp.body);
     portal_free(f->portal);
+    if (f->runner)
+        ci_runner_stop(f->runner);
     catalog_free(f->cat);
     if (f->st)
         store_close(f->st);
-    static const char *const files[] = {"pave.db", "pave.db-wal", "pave.db-shm", "pave.db-journal"};
-    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
-        unlink(path);
-    }
-    rmdir(f->dir);
+    template_remove(f->dir);
     free(f);
     return 0;
 }
@@ -69,8 +71,22 @@ static int setup(void **state)
     snprintf(url, sizeof(url), "sqlite:%s/pave.db", f->dir);
     if (store_open(&f->st, url, &err) || !(f->cat = catalog_new(f->st, &err)) ||
         catalog_demo_load(f->cat, &err) ||
-        auth_bootstrap(f->st, f->cat, f->token, &created, &err) || !created ||
-        !(f->portal = portal_new(f->st, f->cat, &err))) {
+        auth_bootstrap(f->st, f->cat, f->token, &created, &err) || !created) {
+        fprintf(stderr, "setup: %s\n", err.msg);
+        teardown(state);
+        return -1;
+    }
+    /* a real runner (one worker) so the portal reads logs where the runner writes them */
+    struct ci_runner_config rcfg = {.data_dir = f->dir, .concurrency = 1,
+                                    .allow_unisolated = true};
+    if (!(f->runner = ci_runner_start(&rcfg, f->st, f->cat, NULL, &err))) {
+        fprintf(stderr, "setup: %s\n", err.msg);
+        teardown(state);
+        return -1;
+    }
+    struct portal_deps deps = {.st = f->st, .cat = f->cat, .runner = f->runner,
+                               .data_dir = f->dir};
+    if (!(f->portal = portal_new(&deps, &err))) {
         fprintf(stderr, "setup: %s\n", err.msg);
         teardown(state);
         return -1;
@@ -301,10 +317,10 @@ static void catalog_paginates(void **state)
                  "spec:\n  run:\n    command: [\"./x\"]\n  replicas: 1\n",
                  i, i);
         struct catalog_manifest m;
-        struct catalog_diags d;
+        struct schema_diags d;
         enum catalog_change ch;
         catalog_manifest_init(&m);
-        catalog_diags_init(&d);
+        schema_diags_init(&d);
         int rc = catalog_manifest_parse(file, text, strlen(text), &m, &d, &err);
         if (!rc)
             rc = catalog_service_apply(f->cat, &catalog_actor_system, &m, file, &ch, &d, &err);
@@ -312,7 +328,7 @@ static void catalog_paginates(void **state)
             fprintf(stderr, "%s: %s (%zu diags: %s)\n", file, err.msg, d.n,
                     d.n ? d.items[0].message : "");
         catalog_manifest_release(&m);
-        catalog_diags_release(&d);
+        schema_diags_release(&d);
         assert_int_equal(rc, 0);
     }
     sign_in(f);
@@ -510,6 +526,353 @@ static void odd_requests_do_not_crash(void **state)
     assert_int_equal(r->status, 400);
 }
 
+/* ---- runs ---------------------------------------------------------------------------------- */
+
+#define COMMIT "0123456789abcdef0123456789abcdef01234567"
+
+static int newest_id(void *arg, const struct ci_run *run)
+{
+    *(int64_t *)arg = run->id;
+    return 0;
+}
+
+/* Inserts a run of payments-api with two steps and returns its id. */
+static int64_t add_run(struct fx *f, const char *state, const char *artifact_path)
+{
+    struct core_err err = {0};
+    struct store_value p[] = {
+        STORE_V_TEXT(state),
+        artifact_path ? STORE_V_TEXT("sha256:feedfacefeedfacefeedface") : STORE_V_NULL,
+        artifact_path ? STORE_V_INT(2048) : STORE_V_NULL,
+        artifact_path ? STORE_V_TEXT(artifact_path) : STORE_V_NULL,
+    };
+    assert_int_equal(store_exec(f->st,
+                                "INSERT INTO runs (service, team, state, trigger, branch, "
+                                "commit_sha, actor, source, queued_at, started_at, "
+                                "artifact_digest, artifact_size, artifact_path) VALUES "
+                                "('payments-api', 'payments', ?, 'push', 'main', '" COMMIT "', "
+                                "'admin', 'git:/nowhere@" COMMIT "', '2024-05-01T12:00:00.000Z', "
+                                "'2024-05-01T12:00:01.000Z', ?, ?, ?)",
+                                p, 4, NULL, &err),
+                     0);
+    int64_t id = 0;
+    assert_int_equal(ci_run_list(f->st, "payments-api", 0, 1, newest_id, &id, &err), 0);
+    assert_true(id > 0);
+    struct store_value q[] = {STORE_V_INT(id)};
+    assert_int_equal(store_exec(f->st,
+                                "INSERT INTO run_steps (run_id, idx, name, state, exit_code, "
+                                "duration_ms, detail) VALUES (?, 0, 'build', 'succeeded', 0, "
+                                "1500, NULL)",
+                                q, 1, NULL, &err),
+                     0);
+    assert_int_equal(store_exec(f->st,
+                                "INSERT INTO run_steps (run_id, idx, name, state, exit_code, "
+                                "duration_ms, detail) VALUES (?, 1, 'test', 'failed', 2, 250, "
+                                "'exit status 2 <b>')",
+                                q, 1, NULL, &err),
+                     0);
+    return id;
+}
+
+static void write_log(struct fx *f, int64_t id, const char *text, size_t len)
+{
+    char path[1400];
+    ci_run_log_path(f->runner, id, path, sizeof(path));
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, len, fp), len);
+    fclose(fp);
+}
+
+static void service_page_lists_runs(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    int64_t id = add_run(f, "succeeded", NULL);
+    sign_in(f);
+    r = send_req(f, "GET", "/services/payments-api", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *runs = strstr(r->body.data, "<section id=\"runs\">");
+    assert_non_null(runs);
+    char want[64];
+    snprintf(want, sizeof(want), "href=\"/runs/%lld\">#%lld</a>", (long long)id, (long long)id);
+    assert_non_null(strstr(runs, want));
+    assert_non_null(strstr(runs, "state-succeeded"));
+    assert_non_null(strstr(runs, ">0123456789ab</code>"));
+    assert_non_null(strstr(runs, "href=\"/services/payments-api/runs\""));
+    assert_non_null(strstr(r->body.data, "/git/payments-api.git"));
+    assert_null(strstr(r->body.data, "id=\"pipelines-off\""));
+
+    r = send_req(f, "GET", "/services/payments-api/runs", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, want));
+    r = send_req(f, "GET", "/services/payments-api/runs", "before=1", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "No runs yet."));
+    r = send_req(f, "GET", "/services/payments-api/runs", "before=x", NULL, f->session);
+    assert_int_equal(r->status, 400);
+    r = send_req(f, "GET", "/services/nope/runs", NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+    r = send_req(f, "GET", "/services/payments-api/other", NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+}
+
+static void run_page_shows_steps_and_coloured_log(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    int64_t id = add_run(f, "failed", NULL);
+    static const char log[] = "\x1b[1;32mok\x1b[0m plain\n"
+                              "<script>alert(1)</script> & \"q\"\n"
+                              "\x1b[31mred\x1b[K\x1b[0m \x1b[38;5;31mext\x1b[0m\n"
+                              "\x1b]0;title\a\r\x01" "bad \xff byte \xc3\xa9\n"
+                              "\x1b[94;1mbright\x1b[m end\n";
+    write_log(f, id, log, sizeof(log) - 1);
+    sign_in(f);
+    char path[64];
+    snprintf(path, sizeof(path), "/runs/%lld", (long long)id);
+    r = send_req(f, "GET", path, NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *b = r->body.data;
+    assert_non_null(strstr(b, "id=\"run-state\">failed</span>"));
+    assert_non_null(strstr(b, "href=\"/services/payments-api\""));
+    assert_non_null(strstr(b, COMMIT));
+    assert_null(strstr(b, "http-equiv=\"refresh\""));
+    const char *steps = strstr(b, "<table id=\"steps\">");
+    assert_non_null(steps);
+    assert_non_null(strstr(steps, "<code>build</code>"));
+    assert_non_null(strstr(steps, "<code>test</code>"));
+    assert_non_null(strstr(steps, "1.5 s"));
+    assert_non_null(strstr(steps, "exit status 2 &lt;b&gt;"));
+    const char *pre = strstr(b, "<pre class=\"log\" id=\"log\">");
+    assert_non_null(pre);
+    assert_non_null(strstr(pre, "<span class=\"ansi-b ansi-32\">ok</span> plain\n"));
+    assert_non_null(strstr(pre, "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;"));
+    assert_non_null(strstr(pre, "<span class=\"ansi-31\">red</span> ext\n"));
+    assert_non_null(strstr(pre, "bad \xef\xbf\xbd byte \xc3\xa9\n"));
+    assert_non_null(strstr(pre, "<span class=\"ansi-b ansi-94\">bright</span> end\n"));
+    assert_null(strstr(b, "<script>"));
+    assert_null(strstr(b, "\x1b"));
+    assert_null(strstr(pre, ";title"));
+    assert_null(strstr(b, "\r"));
+}
+
+static void running_run_page_refreshes(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    int64_t id = add_run(f, "running", NULL);
+    sign_in(f);
+    char path[64];
+    snprintf(path, sizeof(path), "/runs/%lld", (long long)id);
+    r = send_req(f, "GET", path, NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "<meta http-equiv=\"refresh\" content=\"2\">"));
+    assert_non_null(strstr(r->body.data, "id=\"live\""));
+    assert_non_null(strstr(r->body.data, "No output yet."));
+    assert_non_null(strstr(r->body.data, "id=\"run-state\">running</span>"));
+}
+
+static void long_log_shows_its_tail(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    int64_t id = add_run(f, "succeeded", NULL);
+    size_t len = 300 * 1024;
+    char *big = malloc(len);
+    assert_non_null(big);
+    for (size_t i = 0; i < len; i++)
+        big[i] = i % 64 == 63 ? '\n' : 'a' + (char)(i / 64 % 26);
+    memcpy(big, "FIRST-LINE\n", 11);
+    memcpy(big + len - 10, "LAST-LINE\n", 10);
+    write_log(f, id, big, len);
+    free(big);
+    sign_in(f);
+    char path[64];
+    snprintf(path, sizeof(path), "/runs/%lld", (long long)id);
+    r = send_req(f, "GET", path, NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "id=\"log-truncated\""));
+    assert_non_null(strstr(r->body.data, "LAST-LINE"));
+    assert_null(strstr(r->body.data, "FIRST-LINE"));
+}
+
+static void run_artifact_download(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    char art[128], link[128];
+    snprintf(art, sizeof(art), "%s/artifact.tar.gz", f->dir);
+    FILE *fp = fopen(art, "wb");
+    assert_non_null(fp);
+    fputs("not really a tarball\n", fp);
+    fclose(fp);
+    int64_t id = add_run(f, "succeeded", art);
+    sign_in(f);
+    char path[64];
+    snprintf(path, sizeof(path), "/runs/%lld", (long long)id);
+    r = send_req(f, "GET", path, NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "sha256:feedfacefeedfacefeedface"));
+    assert_non_null(strstr(r->body.data, "2.0 KiB"));
+    char want[96];
+    snprintf(want, sizeof(want), "href=\"/runs/%lld/artifact\"", (long long)id);
+    assert_non_null(strstr(r->body.data, want));
+
+    snprintf(path, sizeof(path), "/runs/%lld/artifact", (long long)id);
+    r = send_req(f, "GET", path, NULL, NULL, NULL);
+    assert_int_equal(r->status, 303); /* signed-in users only */
+    r = send_req(f, "GET", path, NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->content_type, "application/gzip");
+    /* the file is handed to the server to stream, not copied into the body */
+    assert_true(r->has_file);
+    assert_int_equal(r->file_size, 21);
+    char got[64] = "";
+    assert_int_equal(pread(r->file_fd, got, sizeof(got) - 1, 0), 21);
+    assert_string_equal(got, "not really a tarball\n");
+    close(r->file_fd);
+    r->has_file = false;
+
+    /* a symbolic link in place of the artifact is not followed */
+    snprintf(link, sizeof(link), "%s/link.tar.gz", f->dir);
+    assert_int_equal(symlink(art, link), 0);
+    id = add_run(f, "succeeded", link);
+    snprintf(path, sizeof(path), "/runs/%lld/artifact", (long long)id);
+    r = send_req(f, "GET", path, NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+    /* no artifact */
+    id = add_run(f, "failed", NULL);
+    snprintf(path, sizeof(path), "/runs/%lld/artifact", (long long)id);
+    r = send_req(f, "GET", path, NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+}
+
+static void bad_run_paths_are_404(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    sign_in(f);
+    static const char *const paths[] = {"/runs/999", "/runs/abc", "/runs/0", "/runs/01",
+                                        "/runs/", "/runs/1/nothing", "/runs/-1",
+                                        "/runs/99999999999999999999"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        r = send_req(f, "GET", paths[i], NULL, NULL, f->session);
+        assert_int_equal(r->status, 404);
+    }
+    r = send_req(f, "POST", "/runs/1", NULL, NULL, f->session);
+    assert_int_equal(r->status, 403); /* no csrf */
+}
+
+/* ---- create a service ------------------------------------------------------------------------ */
+
+static void create_form_renders(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    sign_in(f);
+    r = send_req(f, "GET", "/catalog", NULL, NULL, f->session);
+    assert_non_null(strstr(r->body.data, "href=\"/create\""));
+    r = send_req(f, "GET", "/create", "template=worker-shell", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *b = r->body.data;
+    assert_non_null(strstr(b, "<option value=\"worker-shell\" selected>worker-shell &mdash; "));
+    assert_non_null(strstr(b, "<option value=\"http-c\">"));
+    const char *form = strstr(b, "<form id=\"create\"");
+    assert_non_null(form);
+    char csrf[128];
+    snprintf(csrf, sizeof(csrf), "name=\"csrf\" value=\"%s\"", f->csrf);
+    assert_non_null(strstr(form, csrf));
+    assert_non_null(strstr(form, "name=\"template\" value=\"worker-shell\""));
+    assert_non_null(strstr(form, "id=\"name\" name=\"name\""));
+    assert_non_null(strstr(form, "<option value=\"payments\">payments</option>"));
+    assert_non_null(strstr(form, "name=\"description\""));
+    assert_non_null(strstr(form, "name=\"var.interval\""));
+    assert_null(strstr(form, "name=\"var.description\""));
+    r = send_req(f, "GET", "/create", "template=nope", NULL, f->session);
+    assert_int_equal(r->status, 404);
+    assert_non_null(strstr(r->body.data, "There is no template named"));
+}
+
+static void create_needs_csrf(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    sign_in(f);
+    r = send_req(f, "POST", "/create", NULL, "template=worker-shell&name=abc&team=payments",
+                 f->session);
+    assert_int_equal(r->status, 403);
+    r = send_req(f, "POST", "/create", NULL, "template=worker-shell&name=abc&team=payments",
+                 NULL);
+    assert_int_equal(r->status, 401);
+}
+
+static void create_bad_input_rerenders(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    char body[512];
+    sign_in(f);
+    snprintf(body, sizeof(body),
+             "csrf=%s&template=worker-shell&name=Bad_%%3Cb%%3E&team=payments&"
+             "description=kept+text&var.interval=0", f->csrf);
+    r = send_req(f, "POST", "/create", NULL, body, f->session);
+    assert_int_equal(r->status, 400);
+    const char *b = r->body.data;
+    assert_non_null(strstr(b, "id=\"create-errors\""));
+    assert_non_null(strstr(b, "&#39;Bad_&lt;b&gt;&#39; is not a valid service name") ||
+                    strstr(b, "Bad_&lt;b&gt;"));
+    assert_null(strstr(b, "<b>"));
+    assert_non_null(strstr(b, "value=\"Bad_&lt;b&gt;\""));
+    assert_non_null(strstr(b, "value=\"kept text\""));
+    assert_non_null(strstr(b, "value=\"0\""));
+    assert_non_null(strstr(b, "interval"));
+
+    /* an existing service, a team the admin cannot pick */
+    snprintf(body, sizeof(body), "csrf=%s&template=worker-shell&name=payments-api&team=nope",
+             f->csrf);
+    r = send_req(f, "POST", "/create", NULL, body, f->session);
+    assert_int_equal(r->status, 400);
+    assert_non_null(strstr(r->body.data, "team &#39;nope&#39;"));
+    snprintf(body, sizeof(body), "csrf=%s&template=worker-shell&name=payments-api&team=payments",
+             f->csrf);
+    r = send_req(f, "POST", "/create", NULL, body, f->session);
+    assert_int_equal(r->status, 400);
+    assert_non_null(strstr(r->body.data, "already exists"));
+    /* nothing was left behind in DATA/tmp */
+    char tmp[128];
+    snprintf(tmp, sizeof(tmp), "%s/tmp", f->dir);
+    struct stat sb;
+    assert_true(stat(tmp, &sb) != 0 || rmdir(tmp) == 0);
+}
+
+static void portal_without_runner(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    struct core_err err = {0};
+    int64_t id = add_run(f, "running", NULL);
+    portal_free(f->portal);
+    struct portal_deps deps = {.st = f->st, .cat = f->cat};
+    f->portal = portal_new(&deps, &err);
+    assert_non_null(f->portal);
+    sign_in(f);
+    char path[64];
+    snprintf(path, sizeof(path), "/runs/%lld", (long long)id);
+    r = send_req(f, "GET", path, NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "id=\"pipelines-off\""));
+    assert_null(strstr(r->body.data, "http-equiv=\"refresh\""));
+    r = send_req(f, "GET", "/services/payments-api", NULL, NULL, f->session);
+    assert_non_null(strstr(r->body.data, "id=\"pipelines-off\""));
+    r = send_req(f, "GET", "/create", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "id=\"create-off\""));
+    struct portal_deps none = {.st = f->st};
+    assert_null(portal_new(&none, &err));
+    assert_null(portal_new(NULL, &err));
+}
+
 int main(void)
 {
     core_log_set_level(CORE_LOG_ERROR);
@@ -533,6 +896,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(bad_query_is_400, setup, teardown),
         cmocka_unit_test_setup_teardown(stylesheet_is_served, setup, teardown),
         cmocka_unit_test_setup_teardown(odd_requests_do_not_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(service_page_lists_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_page_shows_steps_and_coloured_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(running_run_page_refreshes, setup, teardown),
+        cmocka_unit_test_setup_teardown(long_log_shows_its_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_artifact_download, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_run_paths_are_404, setup, teardown),
+        cmocka_unit_test_setup_teardown(create_form_renders, setup, teardown),
+        cmocka_unit_test_setup_teardown(create_needs_csrf, setup, teardown),
+        cmocka_unit_test_setup_teardown(create_bad_input_rerenders, setup, teardown),
+        cmocka_unit_test_setup_teardown(portal_without_runner, setup, teardown),
     };
     return cmocka_run_group_tests_name("portal", tests, NULL, NULL);
 }
