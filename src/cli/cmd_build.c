@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "catalog/catalog.h"
+#include "ci/ci.h"
 #include "cli/cli.h"
 #include "schema/schema.h"
 
@@ -81,6 +82,41 @@ static int service_of(const char *dir, char *out, size_t outsz)
     return rc ? CLI_FAIL : CLI_OK;
 }
 
+/* Validates DIR/.pave/pipeline.yml before uploading, so a broken file is reported at once with
+ * every problem at file:line:column (the server checks it again before running anything). */
+static int check_pipeline(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, CI_PIPELINE_PATH);
+    char *text = NULL;
+    size_t len = 0;
+    struct core_err err = {0};
+    if (core_file_read(path, CI_PIPELINE_MAX, &text, &len, &err)) {
+        cli_error("%s (create it; see docs/pipelines.md, or start from 'pave init')", err.msg);
+        return CLI_FAIL;
+    }
+    struct ci_pipeline p;
+    struct schema_diags d;
+    ci_pipeline_init(&p);
+    schema_diags_init(&d);
+    int rc = ci_pipeline_parse(CI_PIPELINE_PATH, text, len, &p, &d, &err);
+    if (rc) {
+        struct core_buf b;
+        core_buf_init(&b, 0);
+        if (d.n)
+            schema_diags_format(&d, &b);
+        else
+            core_buf_addf(&b, "%s\n", err.msg);
+        fputs(b.data, stderr);
+        core_buf_release(&b);
+        cli_error("%s is invalid; nothing was uploaded", CI_PIPELINE_PATH);
+    }
+    ci_pipeline_release(&p);
+    schema_diags_release(&d);
+    core_free(text);
+    return rc ? CLI_FAIL : CLI_OK;
+}
+
 /* Tars the working tree: the files git knows (tracked and untracked, not ignored) in a git
  * checkout, else everything but .git. */
 static int tar_tree(const char *dir, const char *tarpath)
@@ -133,6 +169,8 @@ int cli_cmd_build(struct cli_ctx *ctx, int argc, char **argv)
         cli_error("invalid service name '%s'", name);
         return CLI_USAGE;
     }
+    if ((rc = check_pipeline(dir)))
+        return rc;
     char tarpath[] = "/tmp/pave-build-XXXXXX";
     int fd = mkstemp(tarpath);
     if (fd < 0) {

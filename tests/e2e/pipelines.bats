@@ -99,7 +99,7 @@ steps:
     [ "$(jq -r '[.steps[].state] | join(",")' <<<"$API_BODY")" = "failed,skipped" ]
 }
 
-@test "an invalid pipeline file fails the run with every problem at file:line:column" {
+@test "an invalid pipeline file is refused before anything runs, with every problem at file:line:column" {
     mk_service badpipe 'apiVersion: pave/v1
 kind: Pipeline
 steps:
@@ -110,6 +110,50 @@ steps:
     [[ "$output" == *".pave/pipeline.yml:5:5"* ]]
     [[ "$output" == *"did you mean 'commands'"* ]]
     [[ "$output" == *".pave/pipeline.yml:6:"* ]]
+    [[ "$output" == *"nothing was uploaded"* ]]
+    [ "$(pave runs list --service badpipe -o json | jq length)" = 0 ]
+    # pushed with git (no client-side check) the run fails before any step, with the same report
+    tar -cf "$E2E_ROOT/bad.tar" -C "$DIR" .
+    api admin POST /api/v1/services/badpipe/builds --data-binary @"$E2E_ROOT/bad.tar"
+    expect_status 201
+    id=$(jq -r .id <<<"$API_BODY")
+    wait_state "$id" failed
+    run -0 pave runs log "$id"
+    [[ "$output" == *".pave/pipeline.yml:5:5"* ]]
+    [[ "$output" != *"==> step"* ]]
+}
+
+@test "a fork bomb, a memory hog and a hung step are contained and the platform stays healthy" {
+    mk_service hostile 'apiVersion: pave/v1
+kind: Pipeline
+steps:
+  - name: bomb
+    timeout: 20s
+    resources: { pids: 64 }
+    commands: ["bomb() { bomb | bomb & }; bomb; sleep 30"]'
+    run -1 pave build --dir "$DIR"
+    [[ "$output" == *"step bomb failed"* ]]
+    run -0 curl -fsS -m 10 "$PAVE_SERVER/healthz"
+    mk_service hog 'apiVersion: pave/v1
+kind: Pipeline
+steps:
+  - name: hog
+    timeout: 60s
+    resources: { memory: 64Mi }
+    commands:
+      - awk '"'"'BEGIN { s = "x"; while (1) s = s s }'"'"''
+    run -1 pave build --dir "$DIR"
+    [[ "$output" == *"out of memory"* ]]
+    mk_service hung 'apiVersion: pave/v1
+kind: Pipeline
+steps:
+  - name: hang
+    timeout: 2s
+    commands: ["sleep 600"]'
+    run -1 pave build --dir "$DIR"
+    [[ "$output" == *"step hang failed: timed out"* ]]
+    run -0 curl -fsS -m 10 "$PAVE_SERVER/healthz"
+    ! pgrep -f "sleep 600"
 }
 
 @test "secrets reach the step as environment variables, are masked in the log and not stored in clear" {
