@@ -549,6 +549,7 @@ static int checkout(struct exec *x, struct core_err *err)
     struct sandbox_mount m[1];
     const char *argv[8];
     char spec[1300];
+    char repo[1200]; /* must outlive the mount that points at it */
     if (strncmp(x->source, "tar:", 4) == 0) {
         m[0] = (struct sandbox_mount){x->source + 4, "/input/source.tar", false};
         argv[0] = "tar";
@@ -559,7 +560,6 @@ static int checkout(struct exec *x, struct core_err *err)
         argv[5] = "--no-same-owner";
         argv[6] = NULL;
     } else if (strncmp(x->source, "git:", 4) == 0) {
-        char repo[1200];
         snprintf(repo, sizeof(repo), "%s", x->source + 4);
         char *at = strrchr(repo, '@');
         if (!at)
