@@ -68,12 +68,25 @@ void cli_ctx_load(struct cli_ctx *ctx)
     if (!ctx->server[0])
         snprintf(ctx->server, sizeof(ctx->server), "http://127.0.0.1:7070");
     if (!ctx->token[0]) {
-        FILE *f = fopen(".pave/admin.token", "r");
-        if (f) {
-            if (fgets(ctx->token, sizeof(ctx->token), f))
-                trim(ctx->token);
-            fclose(f);
-            ctx->token_source = ".pave/admin.token";
+        /* The `pave up` token of this directory or the nearest parent that has one, so the CLI
+         * also works inside a service checkout below the platform's directory. */
+        char dir[4096], path[4200];
+        if (getcwd(dir, sizeof(dir))) {
+            for (;;) {
+                snprintf(path, sizeof(path), "%s/.pave/admin.token", dir);
+                FILE *f = fopen(path, "r");
+                if (f) {
+                    if (fgets(ctx->token, sizeof(ctx->token), f))
+                        trim(ctx->token);
+                    fclose(f);
+                    ctx->token_source = ".pave/admin.token";
+                    break;
+                }
+                char *slash = strrchr(dir, '/');
+                if (!slash || slash == dir)
+                    break;
+                *slash = 0;
+            }
         }
     }
     size_t n = strlen(ctx->server);

@@ -39,7 +39,8 @@ static void usage(FILE *f)
         fprintf(f, "  %-11s %s\n", c->name, c->summary);
     fprintf(f, "\nEvery command takes --help. Listings take -o table|json|yaml.\n"
                "Server and token: PAVE_SERVER, PAVE_TOKEN, ~/.config/pave/config (pave login),\n"
-               "or the local defaults of 'pave up' (http://127.0.0.1:7070, .pave/admin.token).\n"
+               "or the local defaults of 'pave up' (http://127.0.0.1:7070 and .pave/admin.token\n"
+               "in this directory or the nearest parent that has one).\n"
                "Exit codes: 0 ok, 1 failure, 2 usage error.\n");
 }
 
