@@ -31,6 +31,8 @@ struct catalog;
 struct portal;
 struct ci_runner;
 struct secret_box;
+struct registry;
+struct artifact_signer;
 struct api_server;
 
 /* What the server serves; all borrowed and must outlive the server. runner and secrets may be
@@ -41,6 +43,8 @@ struct api_deps {
     struct portal *portal;
     struct ci_runner *runner;
     struct secret_box *secrets;
+    struct registry *registry; /* /v2 answers 404 when NULL */
+    struct artifact_signer *signer; /* image signing key; /api/v1/artifacts answer 503 when NULL */
     const char *data_dir; /* uploads are spooled to DATA/tmp, git repositories live in DATA/git */
 };
 
@@ -48,7 +52,7 @@ struct api_config {
     const char *listen_addr; /* IPv4 literal; default 127.0.0.1 */
     int port;                /* 0 = pick a free port (see api_server_port) */
     size_t max_body;         /* request body cap in bytes; default 1 MiB */
-    size_t max_upload;       /* cap for spooled uploads (source trees, git pushes); default 512 MiB */
+    size_t max_upload;       /* cap for spooled uploads (sources, git pushes, blobs); default 4 GiB */
 };
 
 /* returns: owned by caller, stop with api_server_stop(); NULL and err on failure (e.g. the

@@ -12,6 +12,7 @@
 
 #include "api/api_int.h"
 #include "portal/portal.h"
+#include "registry/registry.h"
 #include "store/store.h"
 
 struct api_server {
@@ -34,12 +35,15 @@ const struct api_route *api_route_at(size_t i)
     if (i < api_nroutes)
         return &api_routes[i];
     i -= api_nroutes;
-    return i < api_ci_nroutes ? &api_ci_routes[i] : NULL;
+    if (i < api_ci_nroutes)
+        return &api_ci_routes[i];
+    i -= api_ci_nroutes;
+    return i < api_artifact_nroutes ? &api_artifact_routes[i] : NULL;
 }
 
 size_t api_route_count(void)
 {
-    return api_nroutes + api_ci_nroutes;
+    return api_nroutes + api_ci_nroutes + api_artifact_nroutes;
 }
 
 bool api_can_change_team(struct api_req *r, const char *team)
@@ -306,6 +310,8 @@ static bool wants_spool(struct api_req *r, const char *method, const char *url)
 {
     if (strncmp(url, "/git/", 5) == 0)
         return true;
+    if (strncmp(url, "/v2", 3) == 0 && (url[3] == '/' || !url[3]))
+        return registry_wants_spool(method, url + 3);
     const struct api_route *rt = peek_route(r, method, url);
     return rt && rt->upload;
 }
@@ -350,6 +356,75 @@ static void serve_git(struct api_req *r, struct MHD_Connection *c, const char *t
         return;
     }
     api_git_handle(r, repo, slash ? slash : "/");
+}
+
+static const char *registry_header(void *arg, const char *name)
+{
+    return MHD_lookup_connection_value(arg, MHD_HEADER_KIND, name);
+}
+
+/* /v2/...: the OCI distribution API. The token is optional here: without one the registry
+ * answers 401 with a Basic challenge, which is how registry clients discover auth. */
+static enum MHD_Result serve_registry(struct api_req *r, struct MHD_Connection *c,
+                                      const char *path)
+{
+    struct api_server *srv = r->srv;
+    if (!srv->ctx.registry) {
+        api_reply_error(r, CORE_E_NOTFOUND, "the registry is not enabled on this server", NULL);
+        return finish(r, c);
+    }
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (h) {
+        authenticate(r, c);
+        if (!r->authed) {
+            r->status = 401;
+            core_buf_clear(&r->out);
+            core_buf_adds(&r->out, "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":"
+                                   "\"invalid token\",\"detail\":null}]}");
+            r->resp = MHD_create_response_from_buffer(r->out.len, r->out.data,
+                                                      MHD_RESPMEM_MUST_COPY);
+            if (r->resp) {
+                MHD_add_response_header(r->resp, "Content-Type", "application/json");
+                MHD_add_response_header(r->resp, "WWW-Authenticate", "Basic realm=\"pave\"");
+            }
+            return finish(r, c);
+        }
+    }
+    struct registry_request rq = {
+        .method = r->method,
+        .path = path,
+        .query = r->query,
+        .header = registry_header,
+        .header_arg = c,
+        .actor = r->authed ? &r->who.actor : NULL,
+        .body = r->upload_fd >= 0 ? NULL : r->body.data,
+        .body_path = r->upload_fd >= 0 ? r->upload_path : NULL,
+        .body_len = r->upload_fd >= 0 ? r->upload_len : r->body.len,
+    };
+    struct registry_response rs = {0};
+    core_buf_init(&rs.body, 0);
+    if (registry_handle(srv->ctx.registry, &rq, &rs)) {
+        core_buf_release(&rs.body);
+        api_reply_error(r, CORE_E_NOMEM, "out of memory", NULL);
+        return finish(r, c);
+    }
+    if (rs.has_file)
+        r->resp = MHD_create_response_from_fd_at_offset64(rs.file_len, rs.file_fd,
+                                                           rs.file_offset);
+    else
+        r->resp = MHD_create_response_from_buffer(rs.body.len, rs.body.data,
+                                                  MHD_RESPMEM_MUST_COPY);
+    core_buf_release(&rs.body);
+    if (!r->resp) {
+        if (rs.has_file)
+            close(rs.file_fd);
+        return MHD_NO;
+    }
+    for (int i = 0; i < rs.nheaders; i++)
+        MHD_add_response_header(r->resp, rs.headers[i].name, rs.headers[i].value);
+    r->status = rs.status;
+    r->route = API_ROUTE_OTHER;
+    return finish(r, c);
 }
 
 static enum MHD_Result serve_portal(struct api_req *r, struct MHD_Connection *c)
@@ -502,6 +577,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         serve_git(r, c, url + 5);
         return finish(r, c);
     }
+    if (strncmp(url, "/v2", 3) == 0 && (url[3] == '/' || !url[3]))
+        return serve_registry(r, c, url[3] ? url + 3 : "/");
     return serve_portal(r, c);
 }
 
@@ -519,7 +596,7 @@ struct api_server *api_server_start(const struct api_config *cfg, const struct a
     if (!srv->cfg.max_body)
         srv->cfg.max_body = 1024 * 1024;
     if (!srv->cfg.max_upload)
-        srv->cfg.max_upload = (size_t)512 << 20;
+        srv->cfg.max_upload = (size_t)4 << 30;
     srv->ctx = *deps;
     snprintf(srv->data_dir, sizeof(srv->data_dir), "%s", deps->data_dir ? deps->data_dir : ".");
     srv->ctx.data_dir = srv->data_dir;

@@ -105,6 +105,8 @@ struct store;
 struct catalog;
 struct catalog_actor;
 struct secret_box;
+struct registry;
+struct artifact_signer;
 struct ci_runner;
 
 struct ci_runner_config {
@@ -112,6 +114,10 @@ struct ci_runner_config {
     int concurrency;         /* runs at once; default 2 */
     int64_t workspace_bytes; /* size cap of a run's workspace (tmpfs when root); default 1 GiB */
     bool allow_unisolated;   /* run steps without namespaces where bubblewrap is unavailable */
+    /* When both are set, a successful run's artifact is also published as a signed OCI image
+     * with provenance in the registry (repository <service>, tags run-<id> and the branch). */
+    struct registry *registry;
+    struct artifact_signer *signer;
 };
 
 /* Starts the workers. Runs left "running" by a previous process are marked failed first.

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "artifact/artifact.h"
 #include "catalog/catalog.h"
 #include "ci/ci.h"
 #include "sandbox/sandbox.h"
@@ -777,6 +778,46 @@ out:
     return rc;
 }
 
+/* Publishes the artifact as a signed OCI image with provenance. A failure is logged in the run
+ * but does not fail it: the tarball artifact stands on its own. */
+static void publish(struct exec *x, const struct ci_pipeline *p, const char *tarball)
+{
+    struct core_err err = {0};
+    struct catalog_service svc;
+    if (catalog_service_get(x->r->cat, x->service, &svc, &err)) {
+        logf_(x, "    image not published: %s\n", err.msg);
+        return;
+    }
+    char started[40] = "", source[1300] = "";
+    if (strncmp(x->source, "git:", 4) == 0)
+        snprintf(source, sizeof(source), "git+pave:%s.git@%s", x->service, x->commit);
+    struct artifact_input in = {
+        .service = x->service,
+        .team = x->team,
+        .commit = x->commit[0] ? x->commit : NULL,
+        .branch = x->branch[0] ? x->branch : NULL,
+        .run_id = x->id,
+        .pipeline_digest = p->digest,
+        .tarball_path = tarball,
+        .manifest_json = svc.manifest,
+        .source_uri = source[0] ? source : NULL,
+        .started_at = started[0] ? started : NULL,
+    };
+    struct artifact_result res;
+    logf_(x, "==> image\n");
+    if (artifact_publish(x->r->cfg.registry, x->r->cfg.signer, &catalog_actor_system, &in, &res,
+                         &err)) {
+        logf_(x, "<== image not published: %s\n", err.msg);
+    } else {
+        logf_(x, "<== image %s/%s@%s (tags:", x->service, res.ntags ? res.tags[0] : "",
+              res.image_digest);
+        for (int i = 0; i < res.ntags; i++)
+            logf_(x, " %s", res.tags[i]);
+        logf_(x, "), signed, provenance %s\n", res.provenance_digest);
+    }
+    catalog_service_release(&svc);
+}
+
 static int package(struct exec *x, const struct ci_pipeline *p, struct core_err *err)
 {
     char outdir[1200], file[1300];
@@ -849,6 +890,8 @@ static int package(struct exec *x, const struct ci_pipeline *p, struct core_err 
                     "pipeline_digest = ? WHERE id = ?",
                     u, 5, NULL, err);
     logf_(x, "<== artifact %s (%zu bytes)\n", digest, len);
+    if (!rc && x->r->cfg.registry && x->r->cfg.signer)
+        publish(x, p, file);
     return rc;
 }
 

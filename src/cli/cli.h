@@ -112,6 +112,7 @@ int cli_cmd_init(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_templates(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_runs(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_secret(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv);
 
 /* The command table, for help and completion. */
 struct cli_command {

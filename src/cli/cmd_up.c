@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "artifact/artifact.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "ci/ci.h"
 #include "cli/cli.h"
 #include "secret/secret.h"
 #include "portal/portal.h"
+#include "registry/registry.h"
 #include "store/store.h"
 
 struct server_opts {
@@ -49,6 +51,8 @@ static int run_server(const struct server_opts *o)
     struct api_server *srv = NULL;
     struct secret_box *box = NULL;
     struct ci_runner *runner = NULL;
+    struct registry *reg = NULL;
+    struct artifact_signer *signer = NULL;
     int rc = CLI_FAIL;
     char addr[64];
     int port;
@@ -87,6 +91,10 @@ static int run_server(const struct server_opts *o)
         cli_error("cannot load the demo organization: %s", err.msg);
         goto out;
     }
+    if (!(reg = registry_new(st, cat, o->data_dir, &err))) {
+        cli_error("cannot start the registry: %s", err.msg);
+        goto out;
+    }
     char token[AUTH_TOKEN_LEN + 1] = "";
     bool created = false;
     if (auth_bootstrap(st, cat, token, &created, &err)) {
@@ -109,6 +117,12 @@ static int run_server(const struct server_opts *o)
         cli_error("%s", err.msg);
         goto out;
     }
+    char signing_path[4200];
+    snprintf(signing_path, sizeof(signing_path), "%s/signing.key", o->data_dir);
+    if (!(signer = artifact_signer_open(signing_path, &err))) {
+        cli_error("%s", err.msg);
+        goto out;
+    }
     /* Block the stop signals before the server starts its threads, so only sigwait sees them. */
     sigset_t set;
     sigemptyset(&set);
@@ -123,19 +137,22 @@ static int run_server(const struct server_opts *o)
         goto out;
     }
     struct ci_runner_config rcfg = {.data_dir = o->data_dir, .concurrency = (int)workers,
-                                    .allow_unisolated = o->allow_unisolated};
+                                    .allow_unisolated = o->allow_unisolated, .registry = reg,
+                                    .signer = signer};
     if (!(runner = ci_runner_start(&rcfg, st, cat, box, &err))) {
         cli_error("cannot start the pipeline runner: %s", err.msg);
         goto out;
     }
-    struct portal_deps pdeps = {.st = st, .cat = cat, .runner = runner, .data_dir = o->data_dir};
+    struct portal_deps pdeps = {.st = st, .cat = cat, .runner = runner, .data_dir = o->data_dir,
+                                .registry = reg, .signer = signer};
     if (!(portal = portal_new(&pdeps, &err))) {
         cli_error("%s", err.msg);
         goto out;
     }
     struct api_config cfg = {.listen_addr = addr, .port = port};
     struct api_deps deps = {.st = st, .cat = cat, .portal = portal, .runner = runner,
-                            .secrets = box, .data_dir = o->data_dir};
+                            .secrets = box, .signer = signer, .data_dir = o->data_dir,
+                            .registry = reg};
     if (!(srv = api_server_start(&cfg, &deps, &err))) {
         cli_error("%s", err.msg);
         goto out;
@@ -166,10 +183,13 @@ static int run_server(const struct server_opts *o)
     log_info("server", "stopping", LOG_INT("signal", sig));
     rc = CLI_OK;
 out:
+    /* Stop what uses the others first: requests, then the portal, then runs in progress. */
     api_server_stop(srv);
     portal_free(portal);
     ci_runner_stop(runner);
+    registry_free(reg);
     secret_box_free(box);
+    artifact_signer_free(signer);
     catalog_free(cat);
     store_close(st);
     return rc;

@@ -26,6 +26,8 @@ const struct cli_command cli_commands[] = {
      "list show log cancel retry"},
     {"secret", cli_cmd_secret, "set, list and delete a service's pipeline secrets",
      "set list delete"},
+    {"artifacts", cli_cmd_artifacts, "list, show and verify the signed images of a service",
+     "list show verify"},
     {"completion", cli_cmd_completion, "print a shell completion script (bash)", "bash"},
     {"version", cli_cmd_version, "print the version", ""},
     {NULL, NULL, NULL, NULL},

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "artifact/artifact.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "ci/ci.h"
@@ -53,6 +54,8 @@ struct portal {
     struct catalog *cat;
     struct ci_runner *runner; /* may be NULL: pipelines are off */
     char *data_dir;           /* owned copy; may be NULL: no service creation */
+    struct registry *registry;      /* may be NULL: no image list on service pages */
+    struct artifact_signer *signer; /* set together with registry */
 };
 
 /* State of one request. */
@@ -1315,6 +1318,79 @@ static int service_runs_section(struct page *pg, const char *name)
     return pg->rc;
 }
 
+/* ---- the service page's "Artifacts" section: images in repository <service> ---------------- */
+
+#define IMAGES_SHOWN 10
+
+struct image_rows_html {
+    struct page *pg;
+    size_t n;
+};
+
+static int image_row_html(void *arg, const struct artifact_image *img)
+{
+    struct image_rows_html *a = arg;
+    struct page *pg = a->pg;
+    static const char *const sig_class[] = {"state-pending", "state-succeeded", "state-failed"};
+    a->n++;
+    out_s(pg, "<tr class=\"image-row\"><td>");
+    out_hd(pg, img->tags && img->tags[0] ? img->tags : NULL);
+    out_s(pg, "</td><td><code class=\"digest\" title=\"");
+    out_h(pg, img->digest);
+    out_s(pg, "\">");
+    out_f(pg, "%.19s", img->digest);
+    out_s(pg, "</code></td><td>");
+    out_size(pg, img->size);
+    out_s(pg, "</td><td>");
+    out_time(pg, img->created_at);
+    out_f(pg, "</td><td><span class=\"state %s sig-%s\"", sig_class[img->v->status],
+          artifact_sig_status_name(img->v->status));
+    if (img->v->reason[0]) {
+        out_s(pg, " title=\"");
+        out_h(pg, img->v->reason);
+        out_s(pg, "\"");
+    }
+    out_f(pg, ">%s</span></td><td>%s</td></tr>\n", artifact_sig_status_name(img->v->status),
+          img->v->has_provenance ? "present" : "none");
+    return pg->rc;
+}
+
+/* Never fails the page: a registry problem becomes a note (and a server log line). */
+static void service_artifacts_section(struct page *pg, const char *name)
+{
+    out_s(pg, "<section id=\"artifacts\">\n<h2>Artifacts</h2>\n");
+    if (!pg->p->registry || !pg->p->signer) {
+        out_s(pg, "<p class=\"note\" id=\"registry-off\">The registry is off on this "
+                  "server.</p>\n</section>\n");
+        return;
+    }
+    size_t mark = pg->b->len;
+    out_s(pg, "<table id=\"service-images\">\n<thead><tr><th>Tags</th><th>Digest</th>"
+              "<th>Size</th><th>Created</th><th>Signature</th><th>Provenance</th></tr></thead>\n"
+              "<tbody>\n");
+    struct image_rows_html rows = {pg, 0};
+    struct core_err err = {0};
+    int rc = artifact_list(pg->p->registry, pg->p->signer, name, IMAGES_SHOWN, image_row_html,
+                           &rows, &err);
+    if (rc && !pg->rc) {
+        log_warn("portal", "cannot list images", LOG_STR("service", name),
+                 LOG_STR("error", err.msg));
+        pg->b->len = mark; /* drop the partial table */
+        pg->b->data[mark] = 0;
+        out_s(pg, "<p class=\"note\">The images of this service cannot be listed right now."
+                  "</p>\n</section>\n");
+        return;
+    }
+    if (rows.n == 0)
+        out_s(pg, "<tr><td colspan=\"6\" class=\"empty\">No images yet: a successful run "
+                  "publishes one.</td></tr>\n");
+    out_s(pg, "</tbody>\n</table>\n<p class=\"muted\">Pull with <code>HOST/");
+    out_h(pg, name);
+    out_s(pg, ":TAG</code>; check with <code>pave artifacts verify ");
+    out_h(pg, name);
+    out_s(pg, " TAG</code>.</p>\n</section>\n");
+}
+
 /* /services/NAME/runs?before=ID */
 static int service_runs_page(struct page *pg, const char *name)
 {
@@ -1861,6 +1937,7 @@ static int service_page(struct page *pg, const char *name)
     rc = service_runs_section(pg, s.name);
     if (rc)
         goto out;
+    service_artifacts_section(pg, s.name);
     out_s(pg, "<section id=\"audit\">\n<h2>History</h2>\n");
     rc = audit_table(pg, "service", s.name, "service-audit");
     if (rc)
@@ -2569,6 +2646,8 @@ struct portal *portal_new(const struct portal_deps *deps, struct core_err *err)
     p->st = deps->st;
     p->cat = deps->cat;
     p->runner = deps->runner;
+    p->registry = deps->registry;
+    p->signer = deps->signer;
     return p;
 }
 

@@ -29,6 +29,8 @@
 struct store;
 struct catalog;
 struct ci_runner;
+struct registry;
+struct artifact_signer;
 struct portal;
 
 /* What the portal borrows. runner may be NULL (run pages say pipelines are off); data_dir may be
@@ -38,6 +40,8 @@ struct portal_deps {
     struct catalog *cat;
     struct ci_runner *runner;
     const char *data_dir;
+    struct registry *registry;      /* may be NULL: the service page lists no images */
+    struct artifact_signer *signer; /* checks image signatures; NULL like registry */
 };
 
 struct portal_request {

@@ -353,3 +353,27 @@ steps: [{ name: nap, commands: ["sleep 60"] }]'
         [[ "$output" == *"<== artifact sha256:"* ]]
     done
 }
+
+@test "a successful run is published as a signed OCI image with provenance that skopeo can pull" {
+    command -v skopeo >/dev/null || skip "skopeo is not installed"
+    mk_service imaged 'apiVersion: pave/v1
+kind: Pipeline
+steps:
+  - name: build
+    commands: ["mkdir -p out", "echo payload > out/file"]
+artifact: { paths: [out/] }'
+    run -0 pave build --dir "$DIR" --branch main
+    [[ "$output" == *"<== image imaged/"*"signed, provenance sha256:"* ]]
+    id=$(pave runs list --service imaged -o json | jq -r '.[0].id')
+    run -0 pave artifacts verify imaged "run-$id"
+    [[ "$output" == *verified* ]]
+    run -0 pave artifacts list imaged -o json
+    [ "$(jq -r '.[0].signature' <<<"$output")" = verified ]
+    port=${PAVE_SERVER##*:}
+    run -0 skopeo inspect --tls-verify=false --creds "x:$ALICE_TOKEN" "docker://127.0.0.1:$port/imaged:main"
+    [ "$(jq -r '.Labels["dev.pave.run"]' <<<"$output")" = "$id" ]
+    run -0 skopeo copy -q --src-tls-verify=false --src-creds "x:$ALICE_TOKEN" \
+        "docker://127.0.0.1:$port/imaged:run-$id" "oci:$E2E_ROOT/pulled:x"
+    layer=$(jq -r '.manifests[0].digest' "$E2E_ROOT/pulled/index.json")
+    [ -n "$layer" ]
+}

@@ -130,9 +130,20 @@ static int run_sh(struct fixture *f, const char *script, struct sandbox_result *
 static char found_cg[1024];
 static const char *want_cg_prefix;
 
+/* Only this process's groups count ("<name>-<child pid>-<owner pid>"): other test runs on the
+ * machine may have groups with the same name prefix at the same time. */
+static bool owned_by_us(const char *name)
+{
+    char suffix[32];
+    snprintf(suffix, sizeof(suffix), "-%d", (int)getpid());
+    size_t n = strlen(name), k = strlen(suffix);
+    return n > k && strcmp(name + n - k, suffix) == 0;
+}
+
 static int find_cg_cb(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
-    if (type == FTW_D && strncmp(path + ftw->base, want_cg_prefix, strlen(want_cg_prefix)) == 0) {
+    if (type == FTW_D && strncmp(path + ftw->base, want_cg_prefix, strlen(want_cg_prefix)) == 0 &&
+        owned_by_us(path + ftw->base)) {
         snprintf(found_cg, sizeof(found_cg), "%s", path);
         return 1;
     }
