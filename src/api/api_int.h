@@ -36,6 +36,8 @@ struct api_req {
     char upload_path[1200];
     size_t upload_len;
     size_t upload_max;
+    void *upload_md;          /* EVP_MD_CTX: SHA-256 of the body as it arrives */
+    char upload_sha256[65];   /* its hex digest once the body is complete, else "" */
     /* a handler may build its own response (files, streams, CGI output) */
     struct MHD_Response *resp;
 };

@@ -6,6 +6,8 @@
 
 #include "api/api_int.h"
 #include "artifact/artifact.h"
+#include "registry/registry.h"
+#include "store/store.h"
 
 static bool need_registry(struct api_req *r)
 {
@@ -174,7 +176,64 @@ static void h_signing_key(struct api_req *r)
     r->status = 200;
 }
 
+/* POST /api/v1/registry/gc {"keep": N, "service": S, "grace": "1h"}: retention, then GC. */
+static void h_registry_gc(struct api_req *r)
+{
+    if (!need_registry(r))
+        return;
+    if (!r->who.is_admin) {
+        api_reply_error(r, CORE_E_PERM, "only an admin may collect garbage in the registry", NULL);
+        return;
+    }
+    json_error_t jerr;
+    json_t *j = r->body.len ? json_loadb(r->body.data, r->body.len, 0, &jerr) : json_object();
+    if (!json_is_object(j)) {
+        json_decref(j);
+        api_reply_error(r, CORE_E_INVAL, "body must be a JSON object: {\"keep\", \"service\", "
+                                         "\"grace\"}",
+                        NULL);
+        return;
+    }
+    json_t *jk = json_object_get(j, "keep");
+    const char *service = json_string_value(json_object_get(j, "service"));
+    const char *grace = json_string_value(json_object_get(j, "grace"));
+    int64_t grace_ms = 3600 * 1000;
+    long keep = jk ? (long)json_integer_value(jk) : 10;
+    if ((jk && (!json_is_integer(jk) || keep < 0 || keep > 100000)) ||
+        (service && !core_is_dns_label(service)) ||
+        (grace && core_parse_duration_ms(grace, &grace_ms) && strcmp(grace, "0") != 0)) {
+        json_decref(j);
+        api_reply_error(r, CORE_E_INVAL,
+                        "keep must be 0..100000, service a service name, grace a duration (\"1h\", "
+                        "\"0s\")",
+                        NULL);
+        return;
+    }
+    if (grace && strcmp(grace, "0") == 0)
+        grace_ms = 0;
+    struct core_err err = {0};
+    int64_t removed = 0, freed = 0;
+    registry_gc_grace_set(api_ctx(r)->registry, grace_ms);
+    int rc = registry_retain(api_ctx(r)->registry, service, (int)keep, &removed, &err);
+    if (!rc)
+        rc = registry_gc(api_ctx(r)->registry, &freed, &err);
+    registry_gc_grace_set(api_ctx(r)->registry, 3600 * 1000);
+    if (rc) {
+        api_reply_err(r, &err);
+    } else {
+        struct store_audit_event ev = {.actor = r->who.user, .action = "registry.gc",
+                                       .kind = "registry", .object = service ? service : "*"};
+        store_audit_append(api_ctx(r)->st, &ev, NULL);
+        api_reply_json(r, 200,
+                       json_pack("{s:I,s:I,s:i}", "images_removed", (json_int_t)removed,
+                                 "bytes_freed", (json_int_t)freed, "kept_per_repository",
+                                 (int)keep));
+    }
+    json_decref(j);
+}
+
 const struct api_route api_artifact_routes[] = {
+    {"POST", "/api/v1/registry/gc", h_registry_gc, true, false},
     {"GET", "/api/v1/artifacts", h_artifacts_list, true, false},
     {"GET", "/api/v1/artifacts/{service}/{ref}", h_artifact_get, true, false},
     {"GET", "/api/v1/artifacts/{service}/{ref}/verify", h_artifact_verify, true, false},

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <microhttpd.h>
+#include <openssl/evp.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,6 +121,7 @@ static void req_free(struct api_req *r)
         unlink(r->upload_path); /* a handler that keeps the upload renames it first */
     if (r->resp)
         MHD_destroy_response(r->resp);
+    EVP_MD_CTX_free(r->upload_md);
     core_free(r->query);
     core_buf_release(&r->body);
     core_buf_release(&r->out);
@@ -326,6 +328,12 @@ static int spool_open(struct api_req *r, struct core_err *err)
         return core_err_set(err, CORE_E_IO, "cannot spool the upload: %s", strerror(errno));
     }
     r->upload_max = srv->cfg.max_upload;
+    /* Hash as the bytes arrive, so a blob upload is verified without reading it back. */
+    r->upload_md = EVP_MD_CTX_new();
+    if (r->upload_md && EVP_DigestInit_ex(r->upload_md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(r->upload_md);
+        r->upload_md = NULL;
+    }
     return 0;
 }
 
@@ -400,6 +408,7 @@ static enum MHD_Result serve_registry(struct api_req *r, struct MHD_Connection *
         .body = r->upload_fd >= 0 ? NULL : r->body.data,
         .body_path = r->upload_fd >= 0 ? r->upload_path : NULL,
         .body_len = r->upload_fd >= 0 ? r->upload_len : r->body.len,
+        .body_sha256 = r->upload_sha256[0] ? r->upload_sha256 : NULL,
     };
     struct registry_response rs = {0};
     core_buf_init(&rs.body, 0);
@@ -531,6 +540,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                         p += w;
                         n -= (size_t)w;
                     }
+                    if (r->upload_md)
+                        EVP_DigestUpdate(r->upload_md, upload_data, *upload_data_size);
                     r->upload_len += *upload_data_size;
                 }
             }
@@ -543,6 +554,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     r->method = method;
     r->path = url;
     r->content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (r->upload_md && !r->body_too_big) {
+        unsigned char md[32];
+        unsigned mdlen = 0;
+        if (EVP_DigestFinal_ex(r->upload_md, md, &mdlen) == 1 && mdlen == 32)
+            for (int i = 0; i < 32; i++)
+                snprintf(r->upload_sha256 + 2 * i, 3, "%02x", md[i]);
+    }
     struct core_buf q;
     core_buf_init(&q, 64 * 1024);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_query_arg, &q);

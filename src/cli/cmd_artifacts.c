@@ -8,6 +8,10 @@
 static const char artifacts_usage[] =
     "usage: pave artifacts <verb> [flags]\n\n"
     "verbs:\n"
+    "  gc [--keep N] [--service S] [--grace D]   (admin) keep the newest N images per repository\n"
+    "                             (default 10) and every image with a tag other than run-N,\n"
+    "                             delete the rest with their signatures and provenance, then\n"
+    "                             remove blobs unreferenced for longer than D (default 1h)\n"
     "  list SERVICE [--limit N]   images of repository SERVICE, newest first, "
     "with their tags,\n"
     "                             size and signature status (verified, "
@@ -102,13 +106,43 @@ int cli_cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv)
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     const char *verb = argv[1];
-    const char *limit = NULL;
-    const struct cli_opt opts[] = {{"limit", 'n', &limit, NULL}, {NULL, 0, NULL, NULL}};
+    const char *limit = NULL, *keep = NULL, *service = NULL, *grace = NULL;
+    const struct cli_opt opts[] = {{"limit", 'n', &limit, NULL},
+                                   {"keep", 0, &keep, NULL},
+                                   {"service", 's', &service, NULL},
+                                   {"grace", 0, &grace, NULL},
+                                   {NULL, 0, NULL, NULL}};
     char *pos[2];
     int npos;
     int rc = cli_parse(ctx, argc - 1, argv + 1, opts, pos, 2, &npos);
     if (rc)
         return rc;
+    if (strcmp(verb, "gc") == 0) {
+        char *end = NULL;
+        long k = keep ? strtol(keep, &end, 10) : 10;
+        if (npos || (keep && (*end || k < 0))) {
+            cli_error("usage: pave artifacts gc [--keep N] [--service S] [--grace DURATION]");
+            return CLI_USAGE;
+        }
+        json_t *body = json_pack("{s:i,s:s?,s:s?}", "keep", (int)k, "service", service, "grace",
+                                 grace);
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        json_t *out = NULL;
+        rc = cli_api(ctx, "POST", "/api/v1/registry/gc", text, text ? strlen(text) : 0,
+                     "application/json", &out);
+        free(text);
+        if (!rc) {
+            if (ctx->format == CLI_TABLE)
+                printf("removed %lld image(s), freed %lld bytes\n",
+                       (long long)json_integer_value(json_object_get(out, "images_removed")),
+                       (long long)json_integer_value(json_object_get(out, "bytes_freed")));
+            else
+                cli_print_object(ctx, out);
+        }
+        json_decref(out);
+        return rc;
+    }
     if (npos < 1 || !core_is_dns_label(pos[0])) {
         cli_error("artifacts %s needs a SERVICE name", verb);
         return CLI_USAGE;

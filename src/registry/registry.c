@@ -23,6 +23,8 @@
 #define TAGS_PAGE_MAX 10000
 #define UUID_HEX 32
 
+#define REGISTRY_KNOWN 32
+
 struct registry {
     struct store *st;
     struct catalog *cat;
@@ -34,6 +36,14 @@ struct registry {
     pthread_rwlock_t gc_lock;
     int64_t gc_grace_ms;
     int64_t upload_ttl_ms;
+    /* uploads whose content hash is already known (see known_put) */
+    pthread_mutex_t known_lock;
+    struct {
+        char uuid[40];
+        char hex[65];
+        uint64_t size;
+    } known[REGISTRY_KNOWN];
+    int known_next;
 };
 
 /* The outcome of one operation: a core error plus the spec's error code and HTTP status. */
@@ -190,6 +200,7 @@ struct registry *registry_new(struct store *st, struct catalog *cat, const char 
         core_free(reg);
         return NULL;
     }
+    pthread_mutex_init(&reg->known_lock, NULL);
     return reg;
 }
 
@@ -198,6 +209,7 @@ void registry_free(struct registry *reg)
     if (!reg)
         return;
     pthread_rwlock_destroy(&reg->gc_lock);
+    pthread_mutex_destroy(&reg->known_lock);
     core_free(reg);
 }
 
@@ -367,6 +379,24 @@ static int append_body(int fd, const char *body, const char *body_path, size_t l
     in = open(body_path, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return core_err_set(err, CORE_E_IO, "cannot read the request body: %s", strerror(errno));
+    /* The spooled body and the upload live on the same file system: let the kernel move the
+     * bytes (no round trip through user space); fall back to read/write where it can't. */
+    size_t moved = 0;
+    while (moved < len) {
+        ssize_t c = copy_file_range(in, NULL, fd, NULL, len - moved, 0);
+        if (c < 0 && errno == EINTR)
+            continue;
+        if (c <= 0)
+            break;
+        moved += (size_t)c;
+    }
+    if (moved == len)
+        goto out;
+    if (moved && lseek(in, (off_t)moved, SEEK_SET) < 0) {
+        rc = core_err_set(err, CORE_E_IO, "cannot seek the request body: %s", strerror(errno));
+        goto out;
+    }
+    len -= moved;
     if (!(buf = core_malloc(64 * 1024))) {
         rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
         goto out;
@@ -396,11 +426,19 @@ out:
 /* Verifies the upload in fd/path against digest and moves it into the store; on a mismatch the file
  * is removed and nothing is kept. */
 static int upload_finish(struct registry *reg, const char *repo, int fd, const char *path,
-                         const char *digest, struct op *o)
+                         const char *digest, const char *known_hex, struct op *o)
 {
     char hex[65];
     uint64_t size = 0;
-    int rc = hash_fd(fd, hex, &size, &o->err);
+    int rc = 0;
+    struct stat sb;
+    if (known_hex && fstat(fd, &sb) == 0) {
+        /* hashed by the server as the bytes arrived: no second pass over the file */
+        snprintf(hex, sizeof(hex), "%s", known_hex);
+        size = (uint64_t)sb.st_size;
+    } else {
+        rc = hash_fd(fd, hex, &size, &o->err);
+    }
     if (rc) {
         unlink(path);
         return rc;
@@ -422,22 +460,71 @@ static int upload_finish(struct registry *reg, const char *repo, int fd, const c
 }
 
 /* Stores a complete blob from memory or a file in one go. */
+/* Moves a spooled request body over the (empty) upload file at path: same file system, so a
+ * rename, not a copy. Reopens *fd on the moved file. returns: 0, or -1 when the caller should
+ * copy instead. */
+static int adopt_spool(const char *src_path, const char *path, int *fd)
+{
+    if (!src_path || rename(src_path, path) != 0)
+        return -1;
+    int nfd = open(path, O_RDWR | O_CLOEXEC);
+    if (nfd < 0)
+        return -1;
+    if (*fd >= 0)
+        close(*fd);
+    *fd = nfd;
+    return 0;
+}
+
 static int blob_put_whole(struct registry *reg, const char *repo, const void *data,
-                          const char *src_path, size_t len, const char *digest, struct op *o)
+                          const char *src_path, size_t len, const char *known_hex,
+                          const char *digest, struct op *o)
 {
     char uuid[UUID_HEX + 1], path[1300];
     int fd = -1;
     int rc = upload_file_create(reg, uuid, path, sizeof(path), &fd, &o->err);
     if (rc)
         return rc;
+    if (known_hex && adopt_spool(src_path, path, &fd) == 0) {
+        rc = upload_finish(reg, repo, fd, path, digest, known_hex, o);
+        goto out;
+    }
     if ((rc = append_body(fd, data, src_path, len, &o->err))) {
         unlink(path);
         goto out;
     }
-    rc = upload_finish(reg, repo, fd, path, digest, o);
+    rc = upload_finish(reg, repo, fd, path, digest, NULL, o);
 out:
     close(fd);
     return rc;
+}
+
+/* Hashes known for uploads whose whole content came from one spooled body (uuid → sha256), so
+ * the final PUT need not read the file again. Small and best effort: a miss just rehashes. */
+static void known_put(struct registry *reg, const char *uuid, const char *hex, uint64_t size)
+{
+    pthread_mutex_lock(&reg->known_lock);
+    int slot = reg->known_next++ % REGISTRY_KNOWN;
+    snprintf(reg->known[slot].uuid, sizeof(reg->known[slot].uuid), "%s", uuid);
+    snprintf(reg->known[slot].hex, sizeof(reg->known[slot].hex), "%s", hex);
+    reg->known[slot].size = size;
+    pthread_mutex_unlock(&reg->known_lock);
+}
+
+static bool known_get(struct registry *reg, const char *uuid, uint64_t size, char hex[65])
+{
+    bool hit = false;
+    pthread_mutex_lock(&reg->known_lock);
+    for (int i = 0; i < REGISTRY_KNOWN && !hit; i++) {
+        if (strcmp(reg->known[i].uuid, uuid) == 0) {
+            hit = reg->known[i].size == size;
+            if (hit)
+                snprintf(hex, 65, "%s", reg->known[i].hex);
+            reg->known[i].uuid[0] = 0;
+        }
+    }
+    pthread_mutex_unlock(&reg->known_lock);
+    return hit;
 }
 
 /* ---- manifests -------------------------------------------------------------------------- */
@@ -915,7 +1002,7 @@ static void serve_upload_start(struct hctx *h)
         if (!registry_digest_valid(digest))
             return reply_error(h, 400, "DIGEST_INVALID", "invalid digest", NULL);
         if (blob_put_whole(h->reg, h->name, h->req->body, h->req->body_path, h->req->body_len,
-                           digest, &h->op))
+                           h->req->body_sha256, digest, &h->op))
             return reply_op(h);
         return blob_created(h, digest);
     }
@@ -1004,8 +1091,15 @@ static void serve_upload(struct hctx *h, const char *method)
         reply_error(h, 400, "DIGEST_INVALID", "PUT needs ?digest=sha256:<hex>", NULL);
         goto out;
     }
-    if (h->req->body_len &&
-        append_body(fd, h->req->body, h->req->body_path, h->req->body_len, &h->op.err)) {
+    bool adopted = false;
+    if (h->req->body_len && size == 0 && h->req->body_sha256 &&
+        adopt_spool(h->req->body_path, path, &fd) == 0) {
+        /* the new file is complete before anyone else can see it; lock it like the old one */
+        flock(fd, LOCK_EX);
+        adopted = true;
+        known_put(h->reg, uuid, h->req->body_sha256, h->req->body_len);
+    } else if (h->req->body_len &&
+               append_body(fd, h->req->body, h->req->body_path, h->req->body_len, &h->op.err)) {
         reply_op(h);
         goto out;
     }
@@ -1018,7 +1112,11 @@ static void serve_upload(struct hctx *h, const char *method)
         upload_headers(h, uuid, size);
         goto out;
     }
-    int rc = upload_finish(h->reg, h->name, fd, path, digest, &h->op);
+    char known[65];
+    size = fstat(fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    bool have = adopted ? (snprintf(known, sizeof(known), "%s", h->req->body_sha256), true)
+                        : known_get(h->reg, uuid, size, known);
+    int rc = upload_finish(h->reg, h->name, fd, path, digest, have ? known : NULL, &h->op);
     store_exec(h->reg->st, "DELETE FROM registry_uploads WHERE uuid = ?", dp, 1, NULL, NULL);
     if (rc) {
         reply_op(h);
@@ -1411,7 +1509,7 @@ int registry_put_blob_file(struct registry *reg, const struct catalog_actor *act
         return core_err_set(err, CORE_E_INVAL, "invalid digest '%s'", digest);
     if (stat(path, &sb) || !S_ISREG(sb.st_mode))
         return core_err_set(err, CORE_E_IO, "cannot read '%s'", path);
-    if (blob_put_whole(reg, repo, NULL, path, (size_t)sb.st_size, digest, &o))
+    if (blob_put_whole(reg, repo, NULL, path, (size_t)sb.st_size, NULL, digest, &o))
         return op_return(&o, err);
     return 0;
 }
@@ -1426,7 +1524,7 @@ int registry_put_blob(struct registry *reg, const struct catalog_actor *actor, c
     if (check_access(reg, actor, repo, true, &o))
         return op_return(&o, err);
     core_sha256_hex(data ? data : "", len, digest + 7);
-    if (blob_put_whole(reg, repo, data ? data : "", NULL, len, digest, &o))
+    if (blob_put_whole(reg, repo, data ? data : "", NULL, len, NULL, digest, &o))
         return op_return(&o, err);
     if (digest_out)
         memcpy(digest_out, digest, sizeof(digest));
@@ -1623,5 +1721,85 @@ out:
     core_buf_release(&s.list);
     if (freed)
         *freed = total;
+    return rc;
+}
+
+void registry_gc_grace_set(struct registry *reg, int64_t grace_ms)
+{
+    reg->gc_grace_ms = grace_ms < 0 ? 0 : grace_ms;
+}
+
+/* Collects "repo\0digest\0" pairs of images (manifests without a subject), newest first. */
+struct retain_ctx {
+    struct core_buf list;
+    char repo[REGISTRY_NAME_MAX + 1];
+    int seen;
+    int keep;
+};
+
+static int retain_cb(void *arg, const struct store_row *row)
+{
+    struct retain_ctx *c = arg;
+    const char *repo = store_row_text(row, "repo");
+    const char *digest = store_row_text(row, "digest");
+    if (!repo || !digest)
+        return 0;
+    if (strcmp(repo, c->repo) != 0) {
+        snprintf(c->repo, sizeof(c->repo), "%s", repo);
+        c->seen = 0;
+    }
+    if (c->seen++ < c->keep)
+        return 0;
+    /* an image with a tag other than run-N stays */
+    if (store_row_int(row, "pinned") > 0)
+        return 0;
+    if (core_buf_add(&c->list, repo, strlen(repo) + 1) ||
+        core_buf_add(&c->list, digest, strlen(digest) + 1))
+        return CORE_E_NOMEM;
+    return 0;
+}
+
+int registry_retain(struct registry *reg, const char *repo, int keep, int64_t *removed,
+                    struct core_err *err)
+{
+    struct retain_ctx c = {.keep = keep < 0 ? 0 : keep};
+    core_buf_init(&c.list, 0);
+    int64_t n = 0;
+    struct store_value p[] = {STORE_V_TEXT(repo), STORE_V_TEXT(repo)};
+    int rc = store_query(reg->st,
+                         "SELECT m.repo AS repo, m.digest AS digest, (SELECT COUNT(*) FROM "
+                         "registry_tags t WHERE t.repo = m.repo AND t.digest = m.digest AND t.tag "
+                         "NOT LIKE 'run-%') AS pinned FROM registry_manifests m WHERE m.subject IS "
+                         "NULL AND (? IS NULL OR m.repo = ?) ORDER BY m.repo, m.created_ms DESC, "
+                         "m.digest",
+                         p, 2, retain_cb, &c, err);
+    if (rc == CORE_E_NOMEM)
+        core_err_set(err, rc, "out of memory");
+    for (size_t off = 0; !rc && off < c.list.len;) {
+        const char *r = c.list.data + off;
+        const char *d = r + strlen(r) + 1;
+        off = (size_t)(d - c.list.data) + strlen(d) + 1;
+        struct op o = {0};
+        /* referrers first (their subject is this image), then the image itself */
+        struct store_value q[] = {STORE_V_TEXT(r), STORE_V_TEXT(d)};
+        struct sweep refs = {.bytes = 0};
+        core_buf_init(&refs.list, 0);
+        rc = store_query(reg->st,
+                         "SELECT digest FROM registry_manifests WHERE repo = ? AND subject = ?", q,
+                         2, sweep_cb, &refs, err);
+        for (size_t k = 0; !rc && k < refs.list.len; k += strlen(refs.list.data + k) + 1) {
+            struct op ro = {0};
+            manifest_delete(reg, r, refs.list.data + k, &ro);
+        }
+        core_buf_release(&refs.list);
+        if (!rc && manifest_delete(reg, r, d, &o) == 0)
+            n++;
+        if (!rc)
+            log_info("registry", "image removed by retention", LOG_STR("repo", r),
+                     LOG_STR("digest", d));
+    }
+    core_buf_release(&c.list);
+    if (removed)
+        *removed = n;
     return rc;
 }

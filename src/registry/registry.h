@@ -58,6 +58,9 @@ struct registry_request {
     const char *body;
     const char *body_path;
     size_t body_len;
+    /* SHA-256 (hex) of a spooled body, computed by the server while it was received, or NULL.
+     * With it a complete blob is moved into place without being copied or read again. */
+    const char *body_sha256;
 };
 
 #define REGISTRY_MAX_HEADERS 12
@@ -125,5 +128,15 @@ int registry_referrers(struct registry *reg, const char *repo, const char *diges
 
 /* Removes blobs no manifest references (and expired uploads). *freed receives bytes removed. */
 int registry_gc(struct registry *reg, int64_t *freed, struct core_err *err);
+/* Sets how old an unreferenced blob must be before GC removes it (default 1 hour; a blob pushed
+ * just before its manifest is not yet referenced). */
+void registry_gc_grace_set(struct registry *reg, int64_t grace_ms);
+
+/* Retention: in `repo` (or every repository when NULL) keeps the newest `keep` images and every
+ * image that carries a tag other than "run-<n>" (branch tags mark what is current and what a
+ * rollback goes back to); deletes the other images with their referrers (signatures,
+ * provenance). Their blobs go at the next registry_gc. *removed receives the images deleted. */
+int registry_retain(struct registry *reg, const char *repo, int keep, int64_t *removed,
+                    struct core_err *err);
 
 #endif

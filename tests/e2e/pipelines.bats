@@ -377,3 +377,25 @@ artifact: { paths: [out/] }'
     layer=$(jq -r '.manifests[0].digest' "$E2E_ROOT/pulled/index.json")
     [ -n "$layer" ]
 }
+
+@test "artifacts gc keeps the newest images and branch-tagged ones, deletes the rest with their referrers" {
+    mk_service retained 'apiVersion: pave/v1
+kind: Pipeline
+steps: [{ name: build, commands: ["mkdir -p out", "date +%s%N > out/stamp"] }]
+artifact: { paths: [out/] }'
+    run -0 pave build --dir "$DIR"
+    run -0 pave build --dir "$DIR"
+    run -0 pave build --dir "$DIR" --branch main
+    run -0 pave build --dir "$DIR"
+    [ "$(pave artifacts list retained -o json | jq length)" = 4 ]
+    api bob POST /api/v1/registry/gc -d '{"keep":1}'
+    expect_status 403
+    run -0 pave artifacts gc --keep 1 --service retained --grace 0s -o json
+    [ "$(jq -r .images_removed <<<"$output")" = 2 ]
+    [ "$(jq -r .bytes_freed <<<"$output")" -gt 0 ]
+    run -0 pave artifacts list retained -o json
+    [ "$(jq length <<<"$output")" = 2 ]
+    [[ "$(jq -r '[.[].tags[]] | join(",")' <<<"$output")" == *main* ]]
+    newest=$(jq -r '.[0].tags[0]' <<<"$output")
+    run -0 pave artifacts verify retained "$newest"
+}
