@@ -14,9 +14,10 @@
  * memory; run logs stream while the run goes.
  *
  * Lifecycle: api_server_start() borrows everything in `struct api_deps` and starts the server;
- * api_server_stop() waits for in-flight requests and frees. Each connection has its own thread
- * (so a long git push or a followed log never blocks other requests); everything handlers share
- * is behind the store's locks or the metrics lock.
+ * api_server_stop() waits for in-flight requests and frees. Short requests run on an event-loop
+ * thread per core; long ones (git, registry writes) are suspended and run on their own thread,
+ * and followed logs park between ticks, so neither blocks other requests. Everything handlers
+ * share is behind the store's locks or the metrics lock.
  */
 #ifndef PAVE_API_H
 #define PAVE_API_H

@@ -40,7 +40,19 @@ struct api_req {
     char upload_sha256[65];   /* its hex digest once the body is complete, else "" */
     /* a handler may build its own response (files, streams, CGI output) */
     struct MHD_Response *resp;
+    /* request headers, copied so a handler running off the event loop can read them:
+     * "name\0value\0" pairs */
+    struct core_buf headers;
+    int offload; /* 0 none, 1 running on its own thread, 2 done: send the response */
 };
+
+/* A request header (case-insensitive name) from the copy, or NULL. */
+const char *api_req_header(struct api_req *r, const char *name);
+/* For streaming responses: parks the connection (from inside its content reader callback)
+ * until the server's next tick (about 200 ms), so a follower waits without holding a thread.
+ * returns: false when the server is stopping (end the stream instead). */
+bool api_stream_park(struct api_server *srv, struct MHD_Connection *c);
+struct api_server *api_server_of(struct api_req *r);
 
 typedef void (*api_handler_fn)(struct api_req *r);
 

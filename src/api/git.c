@@ -58,9 +58,9 @@ void api_git_handle(struct api_req *r, const char *repo, const char *rest)
     /* CGI environment: nothing of ours, only what http-backend needs. */
     char e_root[1200], e_path[400], e_method[32], e_query[600], e_type[200], e_len[40],
         e_user[200], e_enc[100], e_proto[200];
-    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
-    const char *enc = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Encoding");
-    const char *proto = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Git-Protocol");
+    const char *ct = api_req_header(r, "Content-Type");
+    const char *enc = api_req_header(r, "Content-Encoding");
+    const char *proto = api_req_header(r, "Git-Protocol");
     snprintf(e_root, sizeof(e_root), "GIT_PROJECT_ROOT=%s", root);
     snprintf(e_path, sizeof(e_path), "PATH_INFO=/%s.git%s", repo, rest);
     snprintf(e_method, sizeof(e_method), "REQUEST_METHOD=%s", r->method);

@@ -207,33 +207,36 @@ static int state_row(void *arg, const struct ci_run *run)
 /* Streams a run's log; with follow, keeps the response open until the run ends. */
 struct log_stream {
     struct store *st;
+    struct api_server *srv;
+    struct MHD_Connection *conn;
     int64_t id;
     int fd;
     bool follow;
-    int idle_polls;
 };
 
 static ssize_t log_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct log_stream *ls = cls;
-    for (;;) {
-        ssize_t n = pread(ls->fd, buf, max, (off_t)pos);
-        if (n > 0)
-            return n;
-        if (n < 0 && errno != EINTR)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (!ls->follow)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        struct state_out st = {{0}};
-        if (ci_run_get(ls->st, ls->id, state_row, &st, NULL) || ci_state_is_final(st.state)) {
-            /* one last read: the final lines may have landed after the previous one */
-            n = pread(ls->fd, buf, max, (off_t)pos);
-            return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
-        }
-        /* A follow lives as long as the run; each connection has its own thread. */
-        struct timespec ts = {0, 200 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    ssize_t n;
+    do
+        n = pread(ls->fd, buf, max, (off_t)pos);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        return n;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (!ls->follow)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    struct state_out st = {{0}};
+    if (ci_run_get(ls->st, ls->id, state_row, &st, NULL) || ci_state_is_final(st.state)) {
+        /* one last read: the final lines may have landed after the previous one */
+        n = pread(ls->fd, buf, max, (off_t)pos);
+        return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
     }
+    /* Nothing new yet: park the connection until the next tick instead of holding a thread. */
+    if (!api_stream_park(ls->srv, ls->conn))
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    return 0;
 }
 
 static void log_free(void *cls)
@@ -264,6 +267,8 @@ static void h_run_log(struct api_req *r)
         return;
     }
     ls->st = api_ctx(r)->st;
+    ls->srv = api_server_of(r);
+    ls->conn = r->conn;
     ls->id = id;
     ls->follow = follow && (strcmp(follow, "1") == 0 || strcmp(follow, "true") == 0);
     ls->fd = open(path, O_RDONLY | O_CLOEXEC);

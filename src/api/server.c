@@ -1,6 +1,7 @@
 /* The HTTP server: libmicrohttpd plumbing, body limits, authentication, dispatch. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <microhttpd.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api/api_int.h"
@@ -16,8 +18,20 @@
 #include "registry/registry.h"
 #include "store/store.h"
 
+#define API_PARKED_MAX 1024
+
 struct api_server {
     struct MHD_Daemon *mhd;
+    /* Long requests (git, registry writes) run on their own threads while their connection is
+     * suspended; followed streams park their connection between ticks. Guarded by `long_lock`. */
+    pthread_mutex_t long_lock;
+    pthread_cond_t long_cond;
+    int offloads;              /* offload threads still running */
+    struct MHD_Connection *parked[API_PARKED_MAX];
+    int nparked;
+    bool stopping;
+    pthread_t ticker;
+    bool ticker_started;
     struct api_deps ctx;
     char data_dir[1024];
     char tmp_dir[1100];
@@ -29,6 +43,81 @@ struct api_server {
 struct api_deps *api_ctx(struct api_req *r)
 {
     return &r->srv->ctx;
+}
+
+struct api_server *api_server_of(struct api_req *r)
+{
+    return r->srv;
+}
+
+const char *api_req_header(struct api_req *r, const char *name)
+{
+    const char *p = r->headers.data, *end = r->headers.data + r->headers.len;
+    while (p < end) {
+        const char *v = p + strlen(p) + 1;
+        if (v >= end)
+            break;
+        if (strcasecmp(p, name) == 0)
+            return v;
+        p = v + strlen(v) + 1;
+    }
+    return NULL;
+}
+
+static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct core_buf *b = cls;
+    if (core_buf_add(b, key, strlen(key) + 1) || core_buf_add(b, value ? value : "", (value ?
+                                                                                      strlen(value)
+                                                                                      : 0) +
+                                                                                         1))
+        return MHD_NO;
+    return MHD_YES;
+}
+
+bool api_stream_park(struct api_server *srv, struct MHD_Connection *c)
+{
+    bool ok = false;
+    pthread_mutex_lock(&srv->long_lock);
+    if (!srv->stopping && srv->nparked < API_PARKED_MAX) {
+        MHD_suspend_connection(c);
+        srv->parked[srv->nparked++] = c;
+        ok = true;
+    }
+    pthread_mutex_unlock(&srv->long_lock);
+    if (!ok && !srv->stopping) {
+        /* too many followers parked: wait in place a little (bounded) */
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        return true;
+    }
+    return ok;
+}
+
+/* Every 200 ms: resume parked streams so their callbacks look for new data. */
+static void *ticker_main(void *arg)
+{
+    struct api_server *srv = arg;
+    pthread_mutex_lock(&srv->long_lock);
+    while (!srv->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&srv->long_cond, &srv->long_lock, &ts);
+        for (int i = 0; i < srv->nparked; i++)
+            MHD_resume_connection(srv->parked[i]);
+        srv->nparked = 0;
+    }
+    for (int i = 0; i < srv->nparked; i++)
+        MHD_resume_connection(srv->parked[i]);
+    srv->nparked = 0;
+    pthread_mutex_unlock(&srv->long_lock);
+    return NULL;
 }
 
 const struct api_route *api_route_at(size_t i)
@@ -122,6 +211,7 @@ static void req_free(struct api_req *r)
     if (r->resp)
         MHD_destroy_response(r->resp);
     EVP_MD_CTX_free(r->upload_md);
+    core_buf_release(&r->headers);
     core_free(r->query);
     core_buf_release(&r->body);
     core_buf_release(&r->out);
@@ -363,47 +453,99 @@ static void serve_git(struct api_req *r, struct MHD_Connection *c, const char *t
         }
         return;
     }
-    api_git_handle(r, repo, slash ? slash : "/");
+    snprintf(r->param_buf[0], sizeof(r->param_buf[0]), "%s", repo);
+    snprintf(r->param_buf[1], sizeof(r->param_buf[1]), "%s", slash ? slash : "/");
+    r->offload = 1; /* api_git_handle runs on its own thread */
 }
 
-static const char *registry_header(void *arg, const char *name)
+static void serve_registry(struct api_req *r, const char *path);
+
+/* Runs a long request's work off the event loop, then resumes its connection. */
+static void *offload_main(void *arg)
 {
-    return MHD_lookup_connection_value(arg, MHD_HEADER_KIND, name);
+    struct api_req *r = arg;
+    struct api_server *srv = r->srv;
+    if (strncmp(r->path, "/git/", 5) == 0)
+        api_git_handle(r, r->param_buf[0], r->param_buf[1]);
+    else
+        serve_registry(r, r->path[3] ? r->path + 3 : "/");
+    pthread_mutex_lock(&srv->long_lock);
+    r->offload = 2;
+    MHD_resume_connection(r->conn);
+    srv->offloads--;
+    pthread_cond_broadcast(&srv->long_cond);
+    pthread_mutex_unlock(&srv->long_lock);
+    return NULL;
+}
+
+/* Suspends the connection and starts the request's work on a thread of its own. */
+static enum MHD_Result offload(struct api_req *r, struct MHD_Connection *c)
+{
+    struct api_server *srv = r->srv;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, copy_header, &r->headers);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&srv->long_lock);
+    MHD_suspend_connection(c);
+    srv->offloads++;
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, offload_main, r);
+    if (rc) {
+        srv->offloads--;
+        MHD_resume_connection(c);
+        r->offload = 2;
+        api_reply_error(r, CORE_E_NOMEM, "cannot start a worker thread", NULL);
+    }
+    pthread_mutex_unlock(&srv->long_lock);
+    pthread_attr_destroy(&attr);
+    return MHD_YES;
 }
 
 /* /v2/...: the OCI distribution API. The token is optional here: without one the registry
  * answers 401 with a Basic challenge, which is how registry clients discover auth. */
-static enum MHD_Result serve_registry(struct api_req *r, struct MHD_Connection *c,
-                                      const char *path)
+/* Authenticates a /v2 request on the event loop. The token is optional here: without one the
+ * registry answers 401 with a Basic challenge, which is how registry clients discover auth.
+ * returns: false when a response is already prepared. */
+static bool registry_auth(struct api_req *r, struct MHD_Connection *c)
+{
+    if (!r->srv->ctx.registry) {
+        api_reply_error(r, CORE_E_NOTFOUND, "the registry is not enabled on this server", NULL);
+        return false;
+    }
+    if (!MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"))
+        return true;
+    authenticate(r, c);
+    if (r->authed)
+        return true;
+    r->status = 401;
+    core_buf_clear(&r->out);
+    core_buf_adds(&r->out, "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":"
+                           "\"invalid token\",\"detail\":null}]}");
+    r->resp = MHD_create_response_from_buffer(r->out.len, r->out.data, MHD_RESPMEM_MUST_COPY);
+    if (r->resp) {
+        MHD_add_response_header(r->resp, "Content-Type", "application/json");
+        MHD_add_response_header(r->resp, "WWW-Authenticate", "Basic realm=\"pave\"");
+    }
+    return false;
+}
+
+static const char *copied_header(void *arg, const char *name)
+{
+    return api_req_header(arg, name);
+}
+
+/* /v2/...: the OCI distribution API, after registry_auth(). Prepares r->resp; may run off the
+ * event loop (it reads headers from the request's copy). */
+static void serve_registry(struct api_req *r, const char *path)
 {
     struct api_server *srv = r->srv;
-    if (!srv->ctx.registry) {
-        api_reply_error(r, CORE_E_NOTFOUND, "the registry is not enabled on this server", NULL);
-        return finish(r, c);
-    }
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (h) {
-        authenticate(r, c);
-        if (!r->authed) {
-            r->status = 401;
-            core_buf_clear(&r->out);
-            core_buf_adds(&r->out, "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":"
-                                   "\"invalid token\",\"detail\":null}]}");
-            r->resp = MHD_create_response_from_buffer(r->out.len, r->out.data,
-                                                      MHD_RESPMEM_MUST_COPY);
-            if (r->resp) {
-                MHD_add_response_header(r->resp, "Content-Type", "application/json");
-                MHD_add_response_header(r->resp, "WWW-Authenticate", "Basic realm=\"pave\"");
-            }
-            return finish(r, c);
-        }
-    }
     struct registry_request rq = {
         .method = r->method,
         .path = path,
         .query = r->query,
-        .header = registry_header,
-        .header_arg = c,
+        .header = copied_header,
+        .header_arg = r,
         .actor = r->authed ? &r->who.actor : NULL,
         .body = r->upload_fd >= 0 ? NULL : r->body.data,
         .body_path = r->upload_fd >= 0 ? r->upload_path : NULL,
@@ -415,7 +557,7 @@ static enum MHD_Result serve_registry(struct api_req *r, struct MHD_Connection *
     if (registry_handle(srv->ctx.registry, &rq, &rs)) {
         core_buf_release(&rs.body);
         api_reply_error(r, CORE_E_NOMEM, "out of memory", NULL);
-        return finish(r, c);
+        return;
     }
     if (rs.has_file)
         r->resp = MHD_create_response_from_fd_at_offset64(rs.file_len, rs.file_fd,
@@ -427,13 +569,13 @@ static enum MHD_Result serve_registry(struct api_req *r, struct MHD_Connection *
     if (!r->resp) {
         if (rs.has_file)
             close(rs.file_fd);
-        return MHD_NO;
+        api_reply_error(r, CORE_E_NOMEM, "out of memory", NULL);
+        return;
     }
     for (int i = 0; i < rs.nheaders; i++)
         MHD_add_response_header(r->resp, rs.headers[i].name, rs.headers[i].value);
     r->status = rs.status;
     r->route = API_ROUTE_OTHER;
-    return finish(r, c);
 }
 
 static enum MHD_Result serve_portal(struct api_req *r, struct MHD_Connection *c)
@@ -497,6 +639,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         r->upload_fd = -1;
         r->conn = c;
         core_buf_init(&r->body, srv->cfg.max_body);
+        core_buf_init(&r->headers, 64 * 1024);
         core_buf_init(&r->out, 0);
         *con_cls = r;
         size_t cap = srv->cfg.max_body;
@@ -551,6 +694,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (r->offload == 2)
+        return finish(r, c); /* resumed after its work ran on its own thread */
+    if (r->offload == 1)
+        return MHD_YES; /* spurious call while suspended */
     r->method = method;
     r->path = url;
     r->content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
@@ -593,10 +740,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (strncmp(url, "/git/", 5) == 0) {
         serve_git(r, c, url + 5);
-        return finish(r, c);
+        return r->offload == 1 ? offload(r, c) : finish(r, c);
     }
-    if (strncmp(url, "/v2", 3) == 0 && (url[3] == '/' || !url[3]))
-        return serve_registry(r, c, url[3] ? url + 3 : "/");
+    if (strncmp(url, "/v2", 3) == 0 && (url[3] == '/' || !url[3])) {
+        if (!registry_auth(r, c))
+            return finish(r, c);
+        /* reads are quick (a lookup and a file to send); writes hash, fsync and rename */
+        if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+            MHD_get_connection_values(c, MHD_HEADER_KIND, copy_header, &r->headers);
+            serve_registry(r, url[3] ? url + 3 : "/");
+            return finish(r, c);
+        }
+        r->offload = 1;
+        return offload(r, c);
+    }
     return serve_portal(r, c);
 }
 
@@ -609,6 +766,8 @@ struct api_server *api_server_start(const struct api_config *cfg, const struct a
         return NULL;
     }
     srv->cfg = *cfg;
+    pthread_mutex_init(&srv->long_lock, NULL);
+    pthread_cond_init(&srv->long_cond, NULL);
     if (!srv->cfg.listen_addr)
         srv->cfg.listen_addr = "127.0.0.1";
     if (!srv->cfg.max_body)
@@ -630,13 +789,17 @@ struct api_server *api_server_start(const struct api_config *cfg, const struct a
                      srv->cfg.listen_addr);
         goto fail;
     }
+    /* one event-loop thread per core: short requests run there; long ones are offloaded */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned pool = (unsigned)(cpus >= 2 ? cpus : 2);
     srv->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,
         0, NULL, NULL,
         handle, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK,
         unescape, srv, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, pool,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(64 * 1024), MHD_OPTION_END);
     if (!srv->mhd) {
@@ -646,11 +809,15 @@ struct api_server *api_server_start(const struct api_config *cfg, const struct a
                      srv->cfg.listen_addr, cfg->port);
         goto fail;
     }
+    if (pthread_create(&srv->ticker, NULL, ticker_main, srv) == 0)
+        srv->ticker_started = true;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : cfg->port;
     return srv;
 fail:
     api_metrics_release(&srv->metrics);
+    pthread_cond_destroy(&srv->long_cond);
+    pthread_mutex_destroy(&srv->long_lock);
     core_free(srv);
     return NULL;
 }
@@ -659,8 +826,22 @@ void api_server_stop(struct api_server *srv)
 {
     if (!srv)
         return;
+    /* No suspended connection may remain when the daemon stops: wake every parked stream (they
+     * end once `stopping` is set) and wait for the offloaded requests to come back. */
+    pthread_mutex_lock(&srv->long_lock);
+    srv->stopping = true;
+    pthread_cond_broadcast(&srv->long_cond);
+    pthread_mutex_unlock(&srv->long_lock);
+    if (srv->ticker_started)
+        pthread_join(srv->ticker, NULL);
+    pthread_mutex_lock(&srv->long_lock);
+    while (srv->offloads > 0)
+        pthread_cond_wait(&srv->long_cond, &srv->long_lock);
+    pthread_mutex_unlock(&srv->long_lock);
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd);
+    pthread_cond_destroy(&srv->long_cond);
+    pthread_mutex_destroy(&srv->long_lock);
     api_metrics_release(&srv->metrics);
     core_free(srv);
 }
