@@ -252,20 +252,33 @@ static void out_time(struct page *pg, const char *ts)
     out_s(pg, "</time>");
 }
 
-/* A SHA-256 digest shortened to DIGEST_SHOWN characters, the full value in the title. */
-static void out_digest(struct page *pg, const char *d)
+/* value cut to `keep` characters in a <code> element (class `cls`, may be NULL), the full value
+ * in the title; a dash when empty. */
+static void out_short(struct page *pg, const char *value, int keep, const char *cls)
 {
-    if (!d || !*d) {
+    if (!value || !*value) {
         out_hd(pg, NULL);
         return;
     }
-    char shortd[DIGEST_SHOWN + 1];
-    snprintf(shortd, sizeof(shortd), "%s", d);
-    out_s(pg, "<code class=\"digest\" title=\"");
-    out_h(pg, d);
+    char cut[80];
+    snprintf(cut, sizeof(cut), "%.*s", keep, value);
+    out_s(pg, "<code");
+    if (cls) {
+        out_s(pg, " class=\"");
+        out_s(pg, cls);
+        out_s(pg, "\"");
+    }
+    out_s(pg, " title=\"");
+    out_h(pg, value);
     out_s(pg, "\">");
-    out_h(pg, shortd);
+    out_h(pg, cut);
     out_s(pg, "</code>");
+}
+
+/* A SHA-256 digest shortened to DIGEST_SHOWN characters, the full value in the title. */
+static void out_digest(struct page *pg, const char *d)
+{
+    out_short(pg, d, DIGEST_SHOWN, "digest");
 }
 
 /* ---- page frame, redirects and error pages ------------------------------------------------- */
@@ -1115,17 +1128,7 @@ static void state_badge(struct page *pg, const char *state, const char *id)
 /* A commit shortened to COMMIT_SHOWN characters, the full value in the title. */
 static void out_commit(struct page *pg, const char *c)
 {
-    if (!c || !*c) {
-        out_hd(pg, NULL);
-        return;
-    }
-    char shortc[COMMIT_SHOWN + 1];
-    snprintf(shortc, sizeof(shortc), "%s", c);
-    out_s(pg, "<code title=\"");
-    out_h(pg, c);
-    out_s(pg, "\">");
-    out_h(pg, shortc);
-    out_s(pg, "</code>");
+    out_short(pg, c, COMMIT_SHOWN, NULL);
 }
 
 /* A byte count as "512 B", "3.4 KiB", "12.0 MiB". */
