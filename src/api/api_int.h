@@ -64,14 +64,17 @@ struct api_route {
     bool upload; /* body is spooled to a file (r->upload_path) up to max_upload */
 };
 
-/* Route tables: catalog/auth/audit (routes.c), pipelines (routes_ci.c) and published images
- * (routes_artifacts.c). Metrics number the routes across the tables in this order. */
+/* Route tables: catalog/auth/audit (routes.c), pipelines (routes_ci.c), published images
+ * (routes_artifacts.c) and Kubernetes rendering (routes_runtime.c). Metrics number the routes
+ * across the tables in this order. */
 extern const struct api_route api_routes[];
 extern const size_t api_nroutes;
 extern const struct api_route api_ci_routes[];
 extern const size_t api_ci_nroutes;
 extern const struct api_route api_artifact_routes[];
 extern const size_t api_artifact_nroutes;
+extern const struct api_route api_runtime_routes[];
+extern const size_t api_runtime_nroutes;
 /* The i-th route across all tables, or NULL. */
 const struct api_route *api_route_at(size_t i);
 size_t api_route_count(void);

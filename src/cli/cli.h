@@ -113,6 +113,7 @@ int cli_cmd_templates(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_runs(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_secret(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_render(struct cli_ctx *ctx, int argc, char **argv);
 
 /* The command table, for help and completion. */
 struct cli_command {

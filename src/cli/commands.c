@@ -28,6 +28,8 @@ const struct cli_command cli_commands[] = {
      "set list delete"},
     {"artifacts", cli_cmd_artifacts, "list, show, verify and clean up the signed images",
      "list show verify gc"},
+    {"render", cli_cmd_render,
+     "render a service for Kubernetes (Deployment, Service, Ingress, PDB, NetworkPolicy)", ""},
     {"completion", cli_cmd_completion, "print a shell completion script (bash)", "bash"},
     {"version", cli_cmd_version, "print the version", ""},
     {NULL, NULL, NULL, NULL},
