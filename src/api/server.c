@@ -19,6 +19,7 @@
 #include "store/store.h"
 
 #define API_PARKED_MAX 1024
+#define API_OFFLOADS_MAX 64 /* long requests running at once; more get 503 and retry */
 
 struct api_server {
     struct MHD_Daemon *mhd;
@@ -500,6 +501,13 @@ static enum MHD_Result offload(struct api_req *r, struct MHD_Connection *c)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_mutex_lock(&srv->long_lock);
+    if (srv->offloads >= API_OFFLOADS_MAX) {
+        pthread_mutex_unlock(&srv->long_lock);
+        pthread_attr_destroy(&attr);
+        r->offload = 0;
+        api_reply_error(r, CORE_E_NOMEM, "too many long requests at once; retry shortly", NULL);
+        return finish(r, c);
+    }
     MHD_suspend_connection(c);
     srv->offloads++;
     pthread_t t;
