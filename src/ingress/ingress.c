@@ -1,0 +1,713 @@
+/* ingress: one supervised haproxy (master-worker) driven through its config and Runtime API. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "ingress/ingress.h"
+#include "ingress/ingress_int.h"
+
+#define READY_TIMEOUT_MS 15000
+#define RELOAD_TIMEOUT_MS 15000
+#define STOP_TIMEOUT_MS 5000
+#define ADMIN_IO_TIMEOUT_S 5
+#define ADMIN_REPLY_MAX (4 * 1024 * 1024)
+
+struct ingress {
+    char *dir;
+    char *cfg_path;
+    char *cfg_new;
+    char *admin_sock;
+    char *master_sock;
+    char *pid_file;
+    char *state_file;
+    char *log_path;
+    char *listen_addr;
+    int listen_port;
+    char *bin;
+    int max_servers;
+    pid_t master;
+    struct ingress_service *svcs;
+    size_t nsvcs;
+};
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = core_malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static void service_release(struct ingress_service *s)
+{
+    core_free(s->name);
+    core_free(s->host);
+    for (size_t i = 0; i < s->npaths; i++)
+        core_free(s->paths[i]);
+    core_free(s->paths);
+    core_free(s->used);
+    memset(s, 0, sizeof(*s));
+}
+
+static struct ingress_service *service_find(struct ingress *ing, const char *name)
+{
+    for (size_t i = 0; name && i < ing->nsvcs; i++)
+        if (strcmp(ing->svcs[i].name, name) == 0)
+            return &ing->svcs[i];
+    return NULL;
+}
+
+/* Parses "sN" within the slot range. returns: N or 0. */
+static int slot_index(const struct ingress *ing, const char *slot)
+{
+    if (!slot || slot[0] != 's' || slot[1] < '1' || slot[1] > '9')
+        return 0;
+    char *end = NULL;
+    long n = strtol(slot + 1, &end, 10);
+    if (*end || n < 1 || n > ing->max_servers)
+        return 0;
+    return (int)n;
+}
+
+/* First line of a reply, control characters blanked, for error messages. */
+static void reply_line(const char *reply, char *out, size_t outsz)
+{
+    size_t i = 0;
+    for (; reply[i] && reply[i] != '\n' && i + 1 < outsz; i++)
+        out[i] = (unsigned char)reply[i] < 0x20 ? ' ' : reply[i];
+    out[i] = 0;
+}
+
+static bool reply_blank(const char *reply)
+{
+    for (const char *p = reply; *p; p++)
+        if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t')
+            return false;
+    return true;
+}
+
+/* ---- Runtime API client -------------------------------------------------------------- */
+
+static int admin_cmd_at(const char *sock_path, const char *cmd, char **out, struct core_err *err)
+{
+    struct core_buf reply;
+    core_buf_init(&reply, ADMIN_REPLY_MAX);
+    int fd = -1, rc = 0;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+    *out = NULL;
+    if (strlen(sock_path) >= sizeof(sa.sun_path)) {
+        rc = core_err_set(err, CORE_E_INVAL, "socket path '%s' is too long", sock_path);
+        goto out;
+    }
+    if (strchr(cmd, '\n')) {
+        rc = core_err_set(err, CORE_E_INVAL, "runtime command holds a newline");
+        goto out;
+    }
+    memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        rc = core_err_set(err, CORE_E_IO, "socket: %s", strerror(errno));
+        goto out;
+    }
+    struct timeval tv = {.tv_sec = ADMIN_IO_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        rc = core_err_set(err, CORE_E_IO, "cannot connect to '%s': %s", sock_path,
+                          strerror(errno));
+        goto out;
+    }
+    size_t clen = strlen(cmd);
+    char *line = core_malloc(clen + 2);
+    if (!line) {
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto out;
+    }
+    memcpy(line, cmd, clen);
+    line[clen] = '\n';
+    line[clen + 1] = 0;
+    ssize_t w = send(fd, line, clen + 1, MSG_NOSIGNAL);
+    core_free(line);
+    line = NULL;
+    if (w != (ssize_t)(clen + 1)) {
+        rc = core_err_set(err, CORE_E_IO, "cannot send to '%s'", sock_path);
+        goto out;
+    }
+    for (;;) {
+        char tmp[4096];
+        ssize_t r = read(fd, tmp, sizeof(tmp));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = core_err_set(err, CORE_E_IO, "reading from '%s': %s", sock_path,
+                              strerror(errno));
+            goto out;
+        }
+        if (r == 0)
+            break;
+        if ((rc = core_buf_add(&reply, tmp, (size_t)r))) {
+            rc = core_err_set(err, rc, "reply from '%s' is too big", sock_path);
+            goto out;
+        }
+    }
+    *out = core_buf_detach(&reply, NULL);
+    if (!*out)
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+out:
+    if (fd >= 0)
+        close(fd);
+    core_buf_release(&reply);
+    return rc;
+}
+
+int ingress_admin_cmd(struct ingress *ing, const char *cmd, char **out, struct core_err *err)
+{
+    if (strchr(cmd, ';')) {
+        *out = NULL;
+        return core_err_set(err, CORE_E_INVAL, "runtime command holds a ';'");
+    }
+    return admin_cmd_at(ing->admin_sock, cmd, out, err);
+}
+
+/* Runs a command whose success answer is empty (or, with `ok_word`, contains ok_word). */
+static int admin_expect(struct ingress *ing, const char *cmd, const char *ok_word,
+                        struct core_err *err)
+{
+    char *reply = NULL;
+    int rc = admin_cmd_at(ing->admin_sock, cmd, &reply, err);
+    if (rc)
+        goto out;
+    if (reply_blank(reply) || (ok_word && strstr(reply, ok_word)))
+        goto out;
+    char line[200];
+    reply_line(reply, line, sizeof(line));
+    rc = core_err_set(err, CORE_E_INVAL, "haproxy refused '%s': %s", cmd, line);
+out:
+    core_free(reply);
+    return rc;
+}
+
+/* Pid of the worker answering the admin socket. */
+static int worker_pid(struct ingress *ing, long *pid, struct core_err *err)
+{
+    char *reply = NULL;
+    int rc = ingress_admin_cmd(ing, "show info", &reply, err);
+    if (rc)
+        goto out;
+    const char *p = strstr(reply, "\nPid: ");
+    if (!p && strncmp(reply, "Pid: ", 5) == 0)
+        p = reply - 1;
+    if (!p) {
+        rc = core_err_set(err, CORE_E_IO, "no Pid in 'show info' answer");
+        goto out;
+    }
+    *pid = strtol(p + 6, NULL, 10);
+    if (*pid <= 0)
+        rc = core_err_set(err, CORE_E_IO, "bad Pid in 'show info' answer");
+out:
+    core_free(reply);
+    return rc;
+}
+
+/* ---- process management -------------------------------------------------------------- */
+
+static bool master_alive(struct ingress *ing)
+{
+    int status;
+    if (ing->master <= 0)
+        return false;
+    pid_t w = waitpid(ing->master, &status, WNOHANG);
+    if (w == ing->master) {
+        ing->master = -1;
+        return false;
+    }
+    return true;
+}
+
+static int spawn_haproxy(struct ingress *ing, struct core_err *err)
+{
+    char mopt[4200];
+    snprintf(mopt, sizeof(mopt), "%s,mode,600", ing->master_sock);
+    int logfd = open(ing->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (logfd < 0)
+        return core_err_set(err, CORE_E_IO, "cannot open '%s': %s", ing->log_path,
+                            strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(logfd);
+        return core_err_set(err, CORE_E_IO, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        /* the master dies with us, so a crashed caller leaves no stray haproxy */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul >= 0)
+            dup2(nul, 0);
+        execlp(ing->bin, ing->bin, "-W", "-S", mopt, "-f", ing->cfg_path, (char *)NULL);
+        _exit(127);
+    }
+    close(logfd);
+    ing->master = pid;
+    return 0;
+}
+
+static int wait_ready(struct ingress *ing, long not_pid, struct core_err *err)
+{
+    int64_t deadline = core_now_ms() + (not_pid ? RELOAD_TIMEOUT_MS : READY_TIMEOUT_MS);
+    struct core_err last = {0};
+    while (core_now_ms() < deadline) {
+        if (!master_alive(ing))
+            return core_err_set(err, CORE_E_IO, "haproxy exited; see '%s'", ing->log_path);
+        long pid = 0;
+        if (worker_pid(ing, &pid, &last) == 0 && pid != not_pid)
+            return 0;
+        usleep(50 * 1000);
+    }
+    return core_err_set(err, CORE_E_IO, "haproxy not ready in time (%s); see '%s'", last.msg,
+                        ing->log_path);
+}
+
+static void kill_master(struct ingress *ing)
+{
+    if (!master_alive(ing))
+        return;
+    kill(ing->master, SIGTERM);
+    int64_t deadline = core_now_ms() + STOP_TIMEOUT_MS;
+    while (core_now_ms() < deadline) {
+        if (!master_alive(ing))
+            return;
+        usleep(20 * 1000);
+    }
+    kill(ing->master, SIGKILL);
+    waitpid(ing->master, NULL, 0);
+    ing->master = -1;
+}
+
+/* ---- config ---------------------------------------------------------------------------- */
+
+/* Renders services into haproxy.cfg.new, validates it with haproxy -c, then renames it over
+ * haproxy.cfg. On failure haproxy.cfg is untouched. */
+static int write_config(struct ingress *ing, const struct ingress_service *svcs, size_t n,
+                        struct core_err *err)
+{
+    struct core_buf cfg;
+    core_buf_init(&cfg, 16 * 1024 * 1024);
+    struct ingress_cfg_input in = {
+        .listen_addr = ing->listen_addr,
+        .listen_port = ing->listen_port,
+        .admin_sock = ing->admin_sock,
+        .pid_file = ing->pid_file,
+        .state_file = ing->state_file,
+        .max_servers = ing->max_servers,
+        .services = svcs,
+        .nservices = n,
+    };
+    int rc = ingress_cfg_render(&in, &cfg, err);
+    if (rc)
+        goto out;
+    if ((rc = core_file_write_atomic(ing->cfg_new, cfg.data, cfg.len, 0600, err)))
+        goto out;
+    if ((rc = ingress_cfg_check(ing->bin, ing->cfg_new, err))) {
+        unlink(ing->cfg_new);
+        goto out;
+    }
+    if (rename(ing->cfg_new, ing->cfg_path) != 0) {
+        rc = core_err_set(err, CORE_E_IO, "cannot rename to '%s': %s", ing->cfg_path,
+                          strerror(errno));
+        unlink(ing->cfg_new);
+        goto out;
+    }
+out:
+    core_buf_release(&cfg);
+    return rc;
+}
+
+/* Saves slot state for the next worker, then SIGUSR2 to the master and waits until a new
+ * worker answers the admin socket. */
+static int reload(struct ingress *ing, struct core_err *err)
+{
+    char *state = NULL;
+    long old = 0;
+    int rc = worker_pid(ing, &old, err);
+    if (rc)
+        goto out;
+    if ((rc = ingress_admin_cmd(ing, "show servers state", &state, err)))
+        goto out;
+    if ((rc = core_file_write_atomic(ing->state_file, state, strlen(state), 0600, err)))
+        goto out;
+    if (kill(ing->master, SIGUSR2) != 0) {
+        rc = core_err_set(err, CORE_E_IO, "cannot signal haproxy master: %s", strerror(errno));
+        goto out;
+    }
+    if ((rc = wait_ready(ing, old, err)))
+        goto out;
+    log_info("ingress", "haproxy reloaded", LOG_INT("old_worker", old));
+out:
+    core_free(state);
+    return rc;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+struct ingress *ingress_start(const struct ingress_config *cfg, struct core_err *err)
+{
+    struct ingress *ing = NULL;
+    int rc = 0;
+
+    if (!cfg || !cfg->data_dir || !*cfg->data_dir) {
+        rc = core_err_set(err, CORE_E_INVAL, "ingress needs a data dir");
+        goto out;
+    }
+    if (cfg->max_servers < 0 || cfg->max_servers > INGRESS_MAX_SERVERS ||
+        cfg->listen_port < 0 || cfg->listen_port > 65535) {
+        rc = core_err_set(err, CORE_E_INVAL, "ingress max servers or port out of range");
+        goto out;
+    }
+    ing = core_calloc(1, sizeof(*ing));
+    if (!ing) {
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto out;
+    }
+    ing->master = -1;
+    ing->listen_port = cfg->listen_port ? cfg->listen_port : 8080;
+    ing->max_servers = cfg->max_servers ? cfg->max_servers : 16;
+    ing->dir = path_join(cfg->data_dir, "ingress");
+    ing->listen_addr = core_strdup(cfg->listen_addr ? cfg->listen_addr : "127.0.0.1");
+    ing->bin = core_strdup(cfg->haproxy_bin ? cfg->haproxy_bin : "haproxy");
+    if (!ing->dir || !ing->listen_addr || !ing->bin) {
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto out;
+    }
+    ing->cfg_path = path_join(ing->dir, "haproxy.cfg");
+    ing->cfg_new = path_join(ing->dir, "haproxy.cfg.new");
+    ing->admin_sock = path_join(ing->dir, "admin.sock");
+    ing->master_sock = path_join(ing->dir, "master.sock");
+    ing->pid_file = path_join(ing->dir, "haproxy.pid");
+    ing->state_file = path_join(ing->dir, "server-state");
+    ing->log_path = path_join(ing->dir, "haproxy.log");
+    if (!ing->cfg_path || !ing->cfg_new || !ing->admin_sock || !ing->master_sock ||
+        !ing->pid_file || !ing->state_file || !ing->log_path) {
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = core_mkdir_p(ing->dir, 0700, err)))
+        goto out;
+    /* a stale state file from an earlier run must not resurrect old slots */
+    if ((rc = core_file_write_atomic(ing->state_file, "1\n", 2, 0600, err)))
+        goto out;
+    if ((rc = write_config(ing, NULL, 0, err)))
+        goto out;
+    if ((rc = spawn_haproxy(ing, err)))
+        goto out;
+    if ((rc = wait_ready(ing, 0, err)))
+        goto out;
+    log_info("ingress", "haproxy started", LOG_INT("master", ing->master),
+             LOG_INT("port", ing->listen_port));
+out:
+    if (rc) {
+        ingress_stop(ing);
+        ing = NULL;
+    }
+    return ing;
+}
+
+void ingress_stop(struct ingress *ing)
+{
+    if (!ing)
+        return;
+    kill_master(ing);
+    for (size_t i = 0; i < ing->nsvcs; i++)
+        service_release(&ing->svcs[i]);
+    core_free(ing->svcs);
+    core_free(ing->dir);
+    core_free(ing->cfg_path);
+    core_free(ing->cfg_new);
+    core_free(ing->admin_sock);
+    core_free(ing->master_sock);
+    core_free(ing->pid_file);
+    core_free(ing->state_file);
+    core_free(ing->log_path);
+    core_free(ing->listen_addr);
+    core_free(ing->bin);
+    core_free(ing);
+}
+
+pid_t ingress_master_pid(const struct ingress *ing)
+{
+    return ing->master;
+}
+
+const char *ingress_config_path(const struct ingress *ing)
+{
+    return ing->cfg_path;
+}
+
+/* ---- routing --------------------------------------------------------------------------- */
+
+static bool same_route(const struct ingress_service *s, const char *host,
+                       const char *const *paths, size_t npaths)
+{
+    if ((s->host == NULL) != (host == NULL) || (host && strcmp(s->host, host) != 0))
+        return false;
+    if (s->npaths != npaths)
+        return false;
+    for (size_t i = 0; i < npaths; i++)
+        if (strcmp(s->paths[i], paths[i]) != 0)
+            return false;
+    return true;
+}
+
+int ingress_route_set(struct ingress *ing, const char *service, const char *host,
+                      const char *const *paths, size_t npaths, struct core_err *err)
+{
+    struct ingress_service ns = {0};
+    struct ingress_service *tmp = NULL;
+    int rc = 0;
+
+    if (host && !*host)
+        host = NULL;
+    if ((rc = ingress_check_service(service, err)))
+        goto out;
+    if (host && (rc = ingress_check_host(host, err)))
+        goto out;
+    if (npaths > INGRESS_MAX_PATHS) {
+        rc = core_err_set(err, CORE_E_TOO_BIG, "service '%s' has more than %d paths", service,
+                          INGRESS_MAX_PATHS);
+        goto out;
+    }
+    for (size_t i = 0; i < npaths; i++)
+        if ((rc = ingress_check_path(paths[i], err)))
+            goto out;
+    struct ingress_service *cur = service_find(ing, service);
+    if (cur && same_route(cur, host, paths, npaths))
+        goto out; /* nothing structural changed: no reload */
+
+    /* build the complete new table, validate and write it, and only then swap it in */
+    ns.name = core_strdup(service);
+    ns.host = host ? core_strdup(host) : NULL;
+    ns.paths = core_calloc(npaths ? npaths : 1, sizeof(*ns.paths));
+    ns.used = cur ? NULL : core_calloc((size_t)ing->max_servers, sizeof(*ns.used));
+    if (!ns.name || (host && !ns.host) || !ns.paths || (!cur && !ns.used)) {
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (; ns.npaths < npaths; ns.npaths++) {
+        if (!(ns.paths[ns.npaths] = core_strdup(paths[ns.npaths]))) {
+            rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    size_t n = ing->nsvcs + (cur ? 0 : 1);
+    tmp = core_calloc(n, sizeof(*tmp));
+    if (!tmp) {
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if (ing->nsvcs)
+        memcpy(tmp, ing->svcs, ing->nsvcs * sizeof(*tmp));
+    size_t at = cur ? (size_t)(cur - ing->svcs) : ing->nsvcs;
+    if (cur)
+        ns.used = cur->used;
+    tmp[at] = ns;
+    if ((rc = write_config(ing, tmp, n, err))) {
+        if (cur)
+            ns.used = NULL; /* still owned by cur */
+        goto out;
+    }
+    if (cur) {
+        cur->used = NULL;
+        service_release(cur);
+    }
+    core_free(ing->svcs);
+    ing->svcs = tmp;
+    ing->nsvcs = n;
+    tmp = NULL;
+    memset(&ns, 0, sizeof(ns));
+    if ((rc = reload(ing, err)))
+        core_err_wrap(err, "reloading haproxy for service '%s'", service);
+out:
+    service_release(&ns);
+    core_free(tmp);
+    return rc;
+}
+
+/* ---- runtime API: slots ---------------------------------------------------------------- */
+
+int ingress_server_add(struct ingress *ing, const char *service, const char *addr, int port,
+                       char *slot_out, size_t slotsz, struct core_err *err)
+{
+    struct ingress_service *s = service_find(ing, service);
+    unsigned char bin[16];
+    char cmd[256];
+    int rc = 0, idx = 0;
+
+    if (!s) {
+        rc = core_err_set(err, CORE_E_NOTFOUND, "unknown service '%.64s'", service ? service : "");
+        goto out;
+    }
+    if (!addr || (inet_pton(AF_INET, addr, bin) != 1 && inet_pton(AF_INET6, addr, bin) != 1)) {
+        rc = core_err_set(err, CORE_E_INVAL, "address '%.64s' is not an IP address",
+                          addr ? addr : "");
+        goto out;
+    }
+    if (port < 1 || port > 65535) {
+        rc = core_err_set(err, CORE_E_INVAL, "port %d out of range", port);
+        goto out;
+    }
+    for (int i = 0; i < ing->max_servers && !idx; i++)
+        if (!s->used[i])
+            idx = i + 1;
+    if (!idx) {
+        rc = core_err_set(err, CORE_E_TOO_BIG, "service '%s' has no free server slot (max %d)",
+                          service, ing->max_servers);
+        goto out;
+    }
+    snprintf(cmd, sizeof(cmd), "set server be_%s/s%d addr %s port %d", service, idx, addr, port);
+    if ((rc = admin_expect(ing, cmd, "change", err)))
+        goto out;
+    /* HAProxy 2.6 marks a server UP the moment it leaves maintenance; forcing its health
+     * down in the same command line (one pass of the CLI applet) keeps traffic away until its
+     * first health check passes */
+    snprintf(cmd, sizeof(cmd), "set server be_%s/s%d state ready; set server be_%s/s%d health down",
+             service, idx, service, idx);
+    if ((rc = admin_expect(ing, cmd, NULL, err)))
+        goto out;
+    s->used[idx - 1] = true;
+    if (slot_out && slotsz)
+        snprintf(slot_out, slotsz, "s%d", idx);
+out:
+    return rc;
+}
+
+static int slot_state(struct ingress *ing, const char *service, const char *slot,
+                      const char *state, bool free_it, struct core_err *err)
+{
+    struct ingress_service *s = service_find(ing, service);
+    char cmd[256];
+    int idx = slot_index(ing, slot);
+    if (!s)
+        return core_err_set(err, CORE_E_NOTFOUND, "unknown service '%.64s'",
+                            service ? service : "");
+    if (!idx || !s->used[idx - 1])
+        return core_err_set(err, CORE_E_NOTFOUND, "service '%s' has no server in slot '%.16s'",
+                            service, slot ? slot : "");
+    snprintf(cmd, sizeof(cmd), "set server be_%s/s%d state %s", service, idx, state);
+    int rc = admin_expect(ing, cmd, NULL, err);
+    if (rc == 0 && free_it)
+        s->used[idx - 1] = false;
+    return rc;
+}
+
+int ingress_server_drain(struct ingress *ing, const char *service, const char *slot,
+                         struct core_err *err)
+{
+    return slot_state(ing, service, slot, "drain", false, err);
+}
+
+int ingress_server_remove(struct ingress *ing, const char *service, const char *slot,
+                          struct core_err *err)
+{
+    return slot_state(ing, service, slot, "maint", true, err);
+}
+
+/* ---- status ------------------------------------------------------------------------------ */
+
+enum { COL_NAME, COL_ADDR, COL_OP, COL_ADMIN, COL_PORT, NCOLS };
+
+/* Splits a line on spaces in place. returns: number of fields (at most max). */
+static size_t split_fields(char *line, char **f, size_t max)
+{
+    size_t n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(line, " \t\r", &save); t && n < max; t = strtok_r(NULL, " \t\r", &save))
+        f[n++] = t;
+    return n;
+}
+
+int ingress_backend_status(struct ingress *ing, const char *service, ingress_slot_fn fn,
+                           void *arg, struct core_err *err)
+{
+    struct ingress_service *s = service_find(ing, service);
+    char *reply = NULL;
+    char cmd[128];
+    int rc = 0;
+    /* column positions of `show servers state` format 1; the header line overrides them */
+    long col[NCOLS] = {3, 4, 5, 6, 18};
+    static const char *const names[NCOLS] = {"srv_name", "srv_addr", "srv_op_state",
+                                             "srv_admin_state", "srv_port"};
+
+    if (!s) {
+        rc = core_err_set(err, CORE_E_NOTFOUND, "unknown service '%.64s'", service ? service : "");
+        goto out;
+    }
+    snprintf(cmd, sizeof(cmd), "show servers state be_%s", service);
+    if ((rc = ingress_admin_cmd(ing, cmd, &reply, err)))
+        goto out;
+    char *save = NULL;
+    for (char *line = strtok_r(reply, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *f[64];
+        if (line[0] == '#') {
+            size_t n = split_fields(line + 1, f, 64);
+            for (size_t i = 0; i < n; i++)
+                for (int c = 0; c < NCOLS; c++)
+                    if (strcmp(f[i], names[c]) == 0)
+                        col[c] = (long)i;
+            continue;
+        }
+        size_t n = split_fields(line, f, 64);
+        bool ok = true;
+        for (int c = 0; c < NCOLS; c++)
+            if (col[c] >= (long)n)
+                ok = false;
+        if (!ok)
+            continue; /* version line, blank line or something we do not understand */
+        int idx = slot_index(ing, f[col[COL_NAME]]);
+        if (!idx)
+            continue;
+        long op = strtol(f[col[COL_OP]], NULL, 10);
+        long adm = strtol(f[col[COL_ADMIN]], NULL, 0);
+        struct ingress_slot_status st = {
+            .slot = f[col[COL_NAME]],
+            .addr = f[col[COL_ADDR]],
+            .port = (int)strtol(f[col[COL_PORT]], NULL, 10),
+            .is_up = op == 2, /* SRV_ST_RUNNING */
+            .is_used = s->used[idx - 1],
+        };
+        /* admin bits: 0x01 forced, 0x02 inherited, 0x20 resolver maintenance; 0x08|0x10
+         * drain; 0x04 only records the `disabled` keyword of the config and stays set */
+        if (adm & 0x23)
+            st.admin = INGRESS_ADMIN_MAINT;
+        else if (adm & 0x18)
+            st.admin = INGRESS_ADMIN_DRAIN;
+        else
+            st.admin = INGRESS_ADMIN_READY;
+        if (st.admin == INGRESS_ADMIN_MAINT)
+            st.is_up = false;
+        if ((rc = fn(arg, &st)))
+            goto out;
+    }
+out:
+    core_free(reply);
+    return rc;
+}

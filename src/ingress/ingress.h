@@ -1,0 +1,98 @@
+/*
+ * ingress: the HAProxy half of the load-balancing layer.
+ *
+ * One `struct ingress` owns one haproxy process, started as a child in master-worker mode
+ * (`haproxy -W -S DATA/ingress/master.sock -f DATA/ingress/haproxy.cfg`). The module keeps the
+ * routing table (service -> host + path prefixes) in memory and renders it into haproxy.cfg:
+ * one frontend on the HTTP listen address, one backend per service. Every backend is created
+ * with a fixed number of pre-allocated, disabled server slots (s1..sN) and `option httpchk GET
+ * /healthz` health checks, so replicas come and go through the Runtime API on the admin socket
+ * (DATA/ingress/admin.sock, mode 0600) without any reload: `set server` fills a slot's address
+ * and makes it ready, drain stops new traffic, maint frees the slot. Only structural changes (a
+ * new backend, a changed host or path) rewrite haproxy.cfg, validate it with `haproxy -c` and do
+ * a hitless reload (SIGUSR2 to the master); slot state survives the reload through HAProxy's
+ * server-state file. See docs/ingress.md.
+ *
+ * Threading: a `struct ingress` is used by one thread at a time. Nothing is global; two
+ * instances with different data dirs and ports can run side by side.
+ */
+#ifndef PAVE_INGRESS_H
+#define PAVE_INGRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct core_err;
+struct ingress;
+
+struct ingress_config {
+    const char *data_dir;    /* required; state goes to DATA/ingress */
+    const char *listen_addr; /* NULL: "127.0.0.1" */
+    int listen_port;         /* 0: 8080 */
+    const char *haproxy_bin; /* NULL: "haproxy" from PATH */
+    int max_servers;         /* server slots per backend; 0: 16 (max 1024) */
+};
+
+enum ingress_admin {
+    INGRESS_ADMIN_READY = 1, /* takes traffic once health checks pass */
+    INGRESS_ADMIN_DRAIN,     /* existing sessions finish, no new traffic */
+    INGRESS_ADMIN_MAINT,     /* free slot or removed replica */
+};
+
+/* One slot as HAProxy reports it. All pointers are borrowed for the duration of the callback. */
+struct ingress_slot_status {
+    const char *slot;   /* "s1".."sN" */
+    const char *addr;   /* "127.0.0.1:1" placeholder for free slots */
+    int port;
+    enum ingress_admin admin;
+    bool is_up;         /* operational state RUNNING (health checks pass) */
+    bool is_used;       /* taken by ingress_server_add() and not removed */
+};
+
+/* Return non-zero to stop the iteration (that value is returned by the caller). */
+typedef int (*ingress_slot_fn)(void *arg, const struct ingress_slot_status *st);
+
+/* Writes the config, starts haproxy and waits (bounded) until the admin socket answers.
+ * cfg: borrowed. returns: owned by caller, free with ingress_stop(); NULL on failure. */
+struct ingress *ingress_start(const struct ingress_config *cfg, struct core_err *err);
+
+/* Stops haproxy (SIGTERM to the master, bounded wait, SIGKILL) and frees. NULL does nothing. */
+void ingress_stop(struct ingress *ing);
+
+/* Declares (or changes) a service's backend and routing: requests whose Host (without port)
+ * is `host` (NULL or "" = any host) and whose path starts with one of `paths` (none = any) go
+ * to the service. Reloads haproxy only when something structural changed.
+ * service: a DNS label. All arguments borrowed. returns: 0 or a negative core_errc. */
+int ingress_route_set(struct ingress *ing, const char *service, const char *host,
+                      const char *const *paths, size_t npaths, struct core_err *err);
+
+/* Puts a replica at addr:port into a free slot of the service's backend and makes it ready;
+ * health checks then gate traffic. No reload. The slot name goes to slot_out.
+ * returns: 0, CORE_E_NOTFOUND (unknown service), CORE_E_TOO_BIG (no free slot) ... */
+int ingress_server_add(struct ingress *ing, const char *service, const char *addr, int port,
+                       char *slot_out, size_t slotsz, struct core_err *err);
+
+/* Drains a slot: sessions in flight finish, no new traffic goes to it. No reload. */
+int ingress_server_drain(struct ingress *ing, const char *service, const char *slot,
+                         struct core_err *err);
+
+/* Puts a slot into maintenance and frees it for reuse. No reload. */
+int ingress_server_remove(struct ingress *ing, const char *service, const char *slot,
+                          struct core_err *err);
+
+/* Calls fn for every slot of the service's backend, as HAProxy reports it now. */
+int ingress_backend_status(struct ingress *ing, const char *service, ingress_slot_fn fn,
+                           void *arg, struct core_err *err);
+
+/* Sends one Runtime API command to the admin socket. returns: 0 and *out owned by caller
+ * (core_free), or a negative core_errc. */
+int ingress_admin_cmd(struct ingress *ing, const char *cmd, char **out, struct core_err *err);
+
+/* Pid of haproxy's master process (stable across reloads). */
+pid_t ingress_master_pid(const struct ingress *ing);
+
+/* Path of the current haproxy.cfg. borrowed: lives as long as ing. */
+const char *ingress_config_path(const struct ingress *ing);
+
+#endif

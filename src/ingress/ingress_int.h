@@ -1,0 +1,46 @@
+/* ingress internals shared by ingress.c and haproxy_cfg.c (and the module's unit test). */
+#ifndef PAVE_INGRESS_INT_H
+#define PAVE_INGRESS_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct core_buf;
+struct core_err;
+
+#define INGRESS_MAX_SERVERS 1024
+#define INGRESS_MAX_PATHS 64
+
+struct ingress_service {
+    char *name;   /* DNS label; backend is "be_<name>" */
+    char *host;   /* NULL = any host */
+    char **paths; /* path prefixes; none = any path */
+    size_t npaths;
+    bool *used;   /* per slot, max_servers entries */
+};
+
+/* Everything haproxy.cfg is rendered from. Strings borrowed. */
+struct ingress_cfg_input {
+    const char *listen_addr;
+    int listen_port;
+    const char *admin_sock;
+    const char *pid_file;
+    const char *state_file;
+    int max_servers;
+    const struct ingress_service *services;
+    size_t nservices;
+};
+
+/* Validators for anything that ends up in haproxy.cfg or on the Runtime API. */
+int ingress_check_service(const char *s, struct core_err *err);
+int ingress_check_host(const char *s, struct core_err *err);
+int ingress_check_path(const char *s, struct core_err *err);
+
+/* Renders haproxy.cfg into out, validating every input first (nothing hostile is written). */
+int ingress_cfg_render(const struct ingress_cfg_input *in, struct core_buf *out,
+                       struct core_err *err);
+
+/* Runs `haproxy -c -q -f path`; on failure the message carries haproxy's first alert line. */
+int ingress_cfg_check(const char *haproxy_bin, const char *path, struct core_err *err);
+
+#endif

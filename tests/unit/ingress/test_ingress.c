@@ -1,0 +1,492 @@
+/* Unit tests for ingress: a real haproxy on a random loopback port, two in-test HTTP backends,
+ * routing, slots, drain and removal through the Runtime API without reloads, health gating, and
+ * the config writer's refusal of hostile input. Skips only if haproxy is not installed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "ingress/ingress.h"
+#include "ingress/ingress_int.h"
+
+#define WAIT_MS 20000 /* upper bound for polling loops; never asserted as a duration */
+
+/* ---- a tiny HTTP backend -------------------------------------------------------------- */
+
+struct backend {
+    int lfd;
+    int port;
+    const char *body;
+    atomic_bool healthy;
+    atomic_bool stop;
+    atomic_int hits; /* GET / requests served */
+    pthread_t th;
+};
+
+static void *backend_main(void *arg)
+{
+    struct backend *b = arg;
+    while (!atomic_load(&b->stop)) {
+        struct pollfd p = {.fd = b->lfd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        int c = accept(b->lfd, NULL, NULL);
+        if (c < 0)
+            continue;
+        struct timeval tv = {.tv_sec = 2};
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        char req[4096];
+        size_t len = 0;
+        while (len < sizeof(req) - 1) {
+            ssize_t r = read(c, req + len, sizeof(req) - 1 - len);
+            if (r <= 0)
+                break;
+            len += (size_t)r;
+            req[len] = 0;
+            if (strstr(req, "\r\n\r\n"))
+                break;
+        }
+        req[len] = 0;
+        char resp[512];
+        if (strncmp(req, "GET /healthz", 12) == 0) {
+            bool ok = atomic_load(&b->healthy);
+            snprintf(resp, sizeof(resp),
+                     "HTTP/1.1 %s\r\nContent-Length: 2\r\nConnection: close\r\n\r\n%s",
+                     ok ? "200 OK" : "500 Internal Server Error", ok ? "ok" : "no");
+        } else {
+            atomic_fetch_add(&b->hits, 1);
+            snprintf(resp, sizeof(resp),
+                     "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     strlen(b->body), b->body);
+        }
+        ssize_t w = write(c, resp, strlen(resp));
+        (void)w;
+        close(c);
+    }
+    return NULL;
+}
+
+static int listen_any(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 64) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl) != 0)
+        return -1;
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static void backend_start(struct backend *b, const char *body, bool healthy)
+{
+    memset(b, 0, sizeof(*b));
+    b->body = body;
+    atomic_store(&b->healthy, healthy);
+    b->lfd = listen_any(&b->port);
+    assert_true(b->lfd >= 0);
+    assert_int_equal(pthread_create(&b->th, NULL, backend_main, b), 0);
+}
+
+static void backend_stop(struct backend *b)
+{
+    atomic_store(&b->stop, true);
+    pthread_join(b->th, NULL);
+    close(b->lfd);
+}
+
+/* ---- client ------------------------------------------------------------------------------ */
+
+/* GET / with Host: host through haproxy. returns: the body (static buffer) or "" on error. */
+static const char *http_get(int port, const char *host)
+{
+    static char buf[8192];
+    buf[0] = 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return buf;
+    }
+    char req[256];
+    snprintf(req, sizeof(req), "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", host);
+    ssize_t w = write(fd, req, strlen(req));
+    (void)w;
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        if (len == sizeof(buf) - 1)
+            break;
+    }
+    buf[len] = 0;
+    close(fd);
+    if (strncmp(buf, "HTTP/1.", 7) != 0 || strncmp(buf + 9, "200", 3) != 0)
+        return "";
+    char *body = strstr(buf, "\r\n\r\n");
+    return body ? body + 4 : "";
+}
+
+/* ---- status helpers -------------------------------------------------------------------- */
+
+struct slot_probe {
+    const char *slot;
+    bool found;
+    struct ingress_slot_status st;
+    char addr[64];
+};
+
+static int probe_fn(void *arg, const struct ingress_slot_status *st)
+{
+    struct slot_probe *p = arg;
+    if (strcmp(st->slot, p->slot) == 0) {
+        p->found = true;
+        p->st = *st;
+        snprintf(p->addr, sizeof(p->addr), "%s", st->addr);
+        p->st.addr = NULL; /* the probe is returned by value: read p->addr instead */
+        p->st.slot = p->slot;
+    }
+    return 0;
+}
+
+static struct slot_probe probe(struct ingress *ing, const char *svc, const char *slot)
+{
+    struct slot_probe p = {.slot = slot};
+    struct core_err err = {0};
+    int rc = ingress_backend_status(ing, svc, probe_fn, &p, &err);
+    if (rc)
+        print_message("status: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_true(p.found);
+    return p;
+}
+
+/* Polls until the slot's health is `up` (bounded). */
+static bool wait_health(struct ingress *ing, const char *svc, const char *slot, bool up)
+{
+    int64_t deadline = core_now_ms() + WAIT_MS;
+    while (core_now_ms() < deadline) {
+        if (probe(ing, svc, slot).st.is_up == up)
+            return true;
+        usleep(100 * 1000);
+    }
+    return false;
+}
+
+static long show_info_pid(struct ingress *ing)
+{
+    char *reply = NULL;
+    struct core_err err = {0};
+    assert_int_equal(ingress_admin_cmd(ing, "show info", &reply, &err), 0);
+    const char *p = strstr(reply, "\nPid: ");
+    assert_non_null(p);
+    long pid = strtol(p + 6, NULL, 10);
+    core_free(reply);
+    return pid;
+}
+
+/* ---- fixture ----------------------------------------------------------------------------- */
+
+struct fixture {
+    char dir[64];
+    int port;
+    struct ingress *ing;
+};
+
+static bool have_haproxy(void)
+{
+    return system("command -v haproxy >/dev/null 2>&1") == 0;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/pave-ingress-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    ingress_stop(f->ing);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    int rc = system(cmd);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+static void start(struct fixture *f)
+{
+    if (!have_haproxy()) {
+        print_message("skipped: haproxy is not installed\n");
+        skip();
+    }
+    int fd = listen_any(&f->port); /* reserve a free port, then hand it to haproxy */
+    assert_true(fd >= 0);
+    close(fd);
+    struct ingress_config cfg = {.data_dir = f->dir, .listen_port = f->port, .max_servers = 4};
+    struct core_err err = {0};
+    f->ing = ingress_start(&cfg, &err);
+    if (!f->ing)
+        print_message("ingress_start: %s\n", err.msg);
+    assert_non_null(f->ing);
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+static void test_admin_socket_mode(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    char path[128];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/ingress/admin.sock", f->dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+    snprintf(path, sizeof(path), "%s/ingress/haproxy.cfg", f->dir);
+    assert_int_equal(stat(path, &st), 0);
+}
+
+static void test_route_add_drain_remove(void **state)
+{
+    struct fixture *f = *state;
+    struct core_err err = {0};
+    struct backend b1, b2;
+    start(f);
+    backend_start(&b1, "v1", true);
+    backend_start(&b2, "v2", true);
+
+    const char *paths[] = {"/"};
+    int rc = ingress_route_set(f->ing, "svc", "svc.test", paths, 1, &err);
+    if (rc)
+        print_message("route_set: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    /* the same route again is not structural: no reload */
+    long worker = show_info_pid(f->ing);
+    pid_t master = ingress_master_pid(f->ing);
+    assert_int_equal(ingress_route_set(f->ing, "svc", "svc.test", paths, 1, &err), 0);
+    assert_int_equal(show_info_pid(f->ing), worker);
+
+    char s1[16] = "", s2[16] = "";
+    rc = ingress_server_add(f->ing, "svc", "127.0.0.1", b1.port, s1, sizeof(s1), &err);
+    if (rc)
+        print_message("server_add: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_true(wait_health(f->ing, "svc", s1, true));
+    struct slot_probe p = probe(f->ing, "svc", s1);
+    assert_string_equal(p.addr, "127.0.0.1"); /* p.st.addr pointed into the callee */
+    assert_int_equal(p.st.port, b1.port);
+    assert_int_equal(p.st.admin, INGRESS_ADMIN_READY);
+    assert_true(p.st.is_used);
+    assert_string_equal(http_get(f->port, "svc.test"), "v1");
+    assert_string_equal(http_get(f->port, "svc.test:1234"), "v1");
+    assert_string_equal(http_get(f->port, "other.test"), ""); /* no route: 503 */
+
+    assert_int_equal(ingress_server_add(f->ing, "svc", "127.0.0.1", b2.port, s2, sizeof(s2),
+                                        &err), 0);
+    assert_string_not_equal(s1, s2);
+    assert_true(wait_health(f->ing, "svc", s2, true));
+    assert_int_equal(ingress_server_drain(f->ing, "svc", s1, &err), 0);
+    assert_int_equal(probe(f->ing, "svc", s1).st.admin, INGRESS_ADMIN_DRAIN);
+    int before = atomic_load(&b1.hits);
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(http_get(f->port, "svc.test"), "v2");
+    assert_int_equal(atomic_load(&b1.hits), before);
+
+    assert_int_equal(ingress_server_remove(f->ing, "svc", s1, &err), 0);
+    p = probe(f->ing, "svc", s1);
+    assert_int_equal(p.st.admin, INGRESS_ADMIN_MAINT);
+    assert_false(p.st.is_used);
+    assert_int_equal(ingress_server_drain(f->ing, "svc", s1, &err), CORE_E_NOTFOUND);
+    assert_string_equal(http_get(f->port, "svc.test"), "v2");
+
+    /* none of that reloaded haproxy */
+    assert_int_equal(show_info_pid(f->ing), worker);
+    assert_int_equal(ingress_master_pid(f->ing), master);
+
+    /* the freed slot is reused */
+    char s3[16] = "";
+    assert_int_equal(ingress_server_add(f->ing, "svc", "127.0.0.1", b1.port, s3, sizeof(s3),
+                                        &err), 0);
+    assert_string_equal(s3, s1);
+    assert_int_equal(ingress_server_remove(f->ing, "svc", s3, &err), 0);
+
+    /* a structural change reloads: new worker, same master, slots survive */
+    const char *paths2[] = {"/api"};
+    rc = ingress_route_set(f->ing, "other", "svc.test", paths2, 1, &err);
+    if (rc)
+        print_message("route_set other: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_int_not_equal(show_info_pid(f->ing), worker);
+    assert_int_equal(ingress_master_pid(f->ing), master);
+    p = probe(f->ing, "svc", s2);
+    assert_int_equal(p.st.port, b2.port);
+    assert_int_equal(p.st.admin, INGRESS_ADMIN_READY);
+    assert_true(wait_health(f->ing, "svc", s2, true));
+    assert_string_equal(http_get(f->port, "svc.test"), "v2");
+
+    backend_stop(&b1);
+    backend_stop(&b2);
+}
+
+static void test_unhealthy_gets_no_traffic(void **state)
+{
+    struct fixture *f = *state;
+    struct core_err err = {0};
+    struct backend good, bad;
+    start(f);
+    backend_start(&good, "good", true);
+    backend_start(&bad, "bad", false);
+    assert_int_equal(ingress_route_set(f->ing, "web", NULL, NULL, 0, &err), 0);
+    char sg[16], sb[16];
+    assert_int_equal(ingress_server_add(f->ing, "web", "127.0.0.1", bad.port, sb, sizeof(sb),
+                                        &err), 0);
+    assert_int_equal(ingress_server_add(f->ing, "web", "127.0.0.1", good.port, sg, sizeof(sg),
+                                        &err), 0);
+    assert_true(wait_health(f->ing, "web", sg, true));
+    /* wait until the bad server's checks have certainly run a few times */
+    int64_t deadline = core_now_ms() + WAIT_MS;
+    char *reply = NULL;
+    bool checked = false;
+    while (!checked && core_now_ms() < deadline) {
+        char cmd[64];
+        snprintf(cmd, sizeof(cmd), "show servers state be_web");
+        assert_int_equal(ingress_admin_cmd(f->ing, cmd, &reply, &err), 0);
+        checked = !probe(f->ing, "web", sb).st.is_up;
+        core_free(reply);
+        reply = NULL;
+        if (!checked)
+            usleep(100 * 1000);
+    }
+    assert_true(checked);
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(http_get(f->port, "any.host"), "good");
+    assert_int_equal(atomic_load(&bad.hits), 0);
+    assert_false(probe(f->ing, "web", sb).st.is_up);
+
+    /* slots run out */
+    char s[16];
+    assert_int_equal(ingress_server_add(f->ing, "web", "127.0.0.1", 1, s, sizeof(s), &err), 0);
+    assert_int_equal(ingress_server_add(f->ing, "web", "127.0.0.1", 1, s, sizeof(s), &err), 0);
+    assert_int_equal(ingress_server_add(f->ing, "web", "127.0.0.1", 1, s, sizeof(s), &err),
+                     CORE_E_TOO_BIG);
+    /* bad input is refused before reaching the socket */
+    assert_int_equal(ingress_server_add(f->ing, "web", "1.2.3.4 state maint", 80, s, sizeof(s),
+                                        &err), CORE_E_INVAL);
+    assert_int_equal(ingress_server_add(f->ing, "nope", "127.0.0.1", 80, s, sizeof(s), &err),
+                     CORE_E_NOTFOUND);
+    assert_int_equal(ingress_server_drain(f->ing, "web", "s1;shutdown", &err), CORE_E_NOTFOUND);
+    backend_stop(&good);
+    backend_stop(&bad);
+}
+
+static void test_hostile_route_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct core_err err = {0};
+    start(f);
+    char *before = NULL, *after = NULL;
+    size_t blen = 0, alen = 0;
+    const char *cfgp = ingress_config_path(f->ing);
+    assert_int_equal(core_file_read(cfgp, 1 << 20, &before, &blen, &err), 0);
+    const char *ok_paths[] = {"/"};
+    assert_int_equal(ingress_route_set(f->ing, "a\nlisten evil", "x.test", ok_paths, 1, &err),
+                     CORE_E_INVAL);
+    assert_int_equal(ingress_route_set(f->ing, "be_x bind", "x.test", ok_paths, 1, &err),
+                     CORE_E_INVAL);
+    assert_int_equal(ingress_route_set(f->ing, "x", "x.test }  or TRUE", ok_paths, 1, &err),
+                     CORE_E_INVAL);
+    const char *bad_paths[] = {"/a b"};
+    assert_int_equal(ingress_route_set(f->ing, "x", "x.test", bad_paths, 1, &err), CORE_E_INVAL);
+    const char *bad_paths2[] = {"nope"};
+    assert_int_equal(ingress_route_set(f->ing, "x", "x.test", bad_paths2, 1, &err),
+                     CORE_E_INVAL);
+    assert_int_equal(core_file_read(cfgp, 1 << 20, &after, &alen, &err), 0);
+    assert_int_equal(alen, blen);
+    assert_memory_equal(after, before, blen);
+    core_free(before);
+    core_free(after);
+}
+
+static void test_cfg_render_and_check(void **state)
+{
+    struct fixture *f = *state;
+    struct core_err err = {0};
+    if (!have_haproxy()) {
+        print_message("skipped: haproxy is not installed\n");
+        skip();
+    }
+    struct core_buf b;
+    core_buf_init(&b, 1 << 20);
+    struct ingress_service svc = {.name = "evil\nglobal", .host = NULL};
+    struct ingress_cfg_input in = {
+        .listen_addr = "127.0.0.1", .listen_port = 8080, .admin_sock = "/tmp/a.sock",
+        .pid_file = "/tmp/p", .state_file = "/tmp/s", .max_servers = 2,
+        .services = &svc, .nservices = 1,
+    };
+    assert_int_equal(ingress_cfg_render(&in, &b, &err), CORE_E_INVAL);
+    assert_int_equal(b.len, 0);
+    svc.name = "fine";
+    in.admin_sock = "/tmp/a.sock level admin";
+    assert_int_equal(ingress_cfg_render(&in, &b, &err), CORE_E_INVAL);
+    in.admin_sock = "/tmp/a.sock";
+    assert_int_equal(ingress_cfg_render(&in, &b, &err), 0);
+    assert_non_null(strstr(b.data, "backend be_fine\n"));
+    assert_non_null(strstr(b.data, "server s2 127.0.0.1:1 disabled\n"));
+    assert_null(strstr(b.data, "server s3 "));
+
+    char good[128], bad[128];
+    snprintf(good, sizeof(good), "%s/good.cfg", f->dir);
+    snprintf(bad, sizeof(bad), "%s/bad.cfg", f->dir);
+    assert_int_equal(core_file_write_atomic(good, b.data, b.len, 0600, &err), 0);
+    int rc = ingress_cfg_check("haproxy", good, &err);
+    if (rc)
+        print_message("check: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    const char *broken = "frontend x\n    bind 127.0.0.1:1\n    use_backend nowhere\n";
+    assert_int_equal(core_file_write_atomic(bad, broken, strlen(broken), 0600, &err), 0);
+    assert_int_equal(ingress_cfg_check("haproxy", bad, &err), CORE_E_INVAL);
+    print_message("haproxy -c said: %s\n", err.msg);
+    assert_int_equal(ingress_cfg_check("/nonexistent/haproxy", good, &err), CORE_E_NOTFOUND);
+    core_buf_release(&b);
+}
+
+int main(void)
+{
+    core_log_set_level(CORE_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cfg_render_and_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_socket_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_route_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_add_drain_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unhealthy_gets_no_traffic, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
