@@ -252,6 +252,17 @@ static void out_time(struct page *pg, const char *ts)
     out_s(pg, "</time>");
 }
 
+/* <a href="PREFIX<value, URL-encoded>">value</a>: the link every name in the portal gets. */
+static void out_link(struct page *pg, const char *prefix, const char *value)
+{
+    out_s(pg, "<a href=\"");
+    out_s(pg, prefix);
+    out_u(pg, value);
+    out_s(pg, "\">");
+    out_h(pg, value);
+    out_s(pg, "</a>");
+}
+
 /* value cut to `keep` characters in a <code> element (class `cls`, may be NULL), the full value
  * in the title; a dash when empty. */
 static void out_short(struct page *pg, const char *value, int keep, const char *cls)
@@ -888,11 +899,8 @@ static void service_facts(struct page *pg, const struct catalog_service *s, cons
     out_s(pg, "<dl class=\"facts\">\n");
 
     fact(pg, "owner", "Owner");
-    out_s(pg, "<a href=\"/catalog?team=");
-    out_u(pg, s->team);
-    out_s(pg, "\">");
-    out_h(pg, s->team);
-    out_s(pg, "</a></dd>\n");
+    out_link(pg, "/catalog?team=", s->team);
+    out_s(pg, "</dd>\n");
 
     fact(pg, "tier", "Tier");
     tier_badge(pg, s->tier);
@@ -1052,17 +1060,9 @@ static int audit_row(void *arg, const struct store_audit_event *ev)
         out_h(pg, ev->kind);
         out_s(pg, " ");
         if (ev->kind && ev->object && strcmp(ev->kind, "service") == 0) {
-            out_s(pg, "<a href=\"/services/");
-            out_u(pg, ev->object);
-            out_s(pg, "\">");
-            out_h(pg, ev->object);
-            out_s(pg, "</a>");
+            out_link(pg, "/services/", ev->object);
         } else if (ev->kind && ev->object && strcmp(ev->kind, "team") == 0) {
-            out_s(pg, "<a href=\"/catalog?team=");
-            out_u(pg, ev->object);
-            out_s(pg, "\">");
-            out_h(pg, ev->object);
-            out_s(pg, "</a>");
+            out_link(pg, "/catalog?team=", ev->object);
         } else {
             out_h(pg, ev->object);
         }
@@ -1709,11 +1709,8 @@ static void run_facts(struct page *pg, const struct run_copy *r)
 {
     out_s(pg, "<dl class=\"facts\">\n");
     fact(pg, "run-service", "Service");
-    out_s(pg, "<a href=\"/services/");
-    out_u(pg, r->service);
-    out_s(pg, "\">");
-    out_h(pg, r->service);
-    out_s(pg, "</a> <span class=\"muted\">(team ");
+    out_link(pg, "/services/", r->service);
+    out_s(pg, " <span class=\"muted\">(team ");
     out_h(pg, r->team);
     out_s(pg, ")</span></dd>\n");
     fact(pg, "run-trigger", "Trigger");
