@@ -44,9 +44,28 @@ int ingress_check_path(const char *s, struct core_err *err)
                             s ? s : "");
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\'' || c == '\\' || c == '#')
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\'' || c == '\\' || c == '#' ||
+            c == '$')
             return core_err_set(err, CORE_E_INVAL, "path '%.64s' holds a forbidden character",
                                 s);
+    }
+    return 0;
+}
+
+int ingress_check_health_path(const char *s, struct core_err *err)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 256 || s[0] != '/')
+        return core_err_set(err, CORE_E_INVAL,
+                            "health path '%.64s' must start with '/' (max 256)", s ? s : "");
+    /* one word on the `option httpchk` line: no spaces, quotes, '#', '\\' or '$' (haproxy.cfg
+     * syntax) and nothing HAProxy could read as a second argument (HTTP version) */
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("-._~/?=&%+:@,", c)))
+            return core_err_set(err, CORE_E_INVAL,
+                                "health path '%.64s' holds a forbidden character", s);
     }
     return 0;
 }
@@ -106,6 +125,22 @@ int ingress_cfg_render(const struct ingress_cfg_input *in, struct core_buf *out,
         for (size_t j = 0; j < s->npaths; j++)
             if ((rc = ingress_check_path(s->paths[j], err)))
                 goto out;
+        if (s->health_path && (rc = ingress_check_health_path(s->health_path, err)))
+            goto out;
+        if (s->internal_port < 0 || s->internal_port > 65535 ||
+            s->internal_port == in->listen_port) {
+            rc = core_err_set(err, CORE_E_INVAL, "internal port %d of service '%s' is invalid",
+                              s->internal_port, s->name);
+            goto out;
+        }
+        for (size_t k = 0; s->internal_port && k < i; k++) {
+            if (in->services[k].internal_port == s->internal_port) {
+                rc = core_err_set(err, CORE_E_CONFLICT,
+                                  "internal port %d is used by services '%s' and '%s'",
+                                  s->internal_port, in->services[k].name, s->name);
+                goto out;
+            }
+        }
         total += s->npaths ? s->npaths : 1;
     }
     lines = core_calloc(total ? total : 1, sizeof(*lines));
@@ -141,6 +176,10 @@ int ingress_cfg_render(const struct ingress_cfg_input *in, struct core_buf *out,
                        "    timeout server 30s\n"
                        "    timeout http-request 10s\n"
                        "    timeout check 2s\n"
+                       /* a replica that died before its health check noticed: the request is
+                        * retried on another replica instead of failing */
+                       "    retries 3\n"
+                       "    option redispatch 1\n"
                        "\n"
                        "frontend fe_http\n"
                        "    bind %s%s:%d\n"
@@ -159,15 +198,26 @@ int ingress_cfg_render(const struct ingress_cfg_input *in, struct core_buf *out,
         if (rc == 0)
             rc = core_buf_adds(out, "\n");
     }
+    /* service discovery: one frontend per internal port, every request to the backend */
     for (size_t i = 0; rc == 0 && i < in->nservices; i++) {
+        const struct ingress_service *s = &in->services[i];
+        if (s->internal_port)
+            rc = core_buf_addf(out,
+                               "\nfrontend fe_int_%s\n"
+                               "    bind %s%s:%d\n"
+                               "    default_backend be_%s\n",
+                               s->name, v6, in->listen_addr, s->internal_port, s->name);
+    }
+    for (size_t i = 0; rc == 0 && i < in->nservices; i++) {
+        const struct ingress_service *s = &in->services[i];
         rc = core_buf_addf(out,
                            "\nbackend be_%s\n"
                            "    balance roundrobin\n"
-                           "    option httpchk GET /healthz\n"
+                           "    option httpchk GET %s\n"
                            "    http-check expect status 200\n"
                            "    default-server check inter 1s fastinter 500ms downinter 1s "
                            "rise 1 fall 2\n",
-                           in->services[i].name);
+                           s->name, s->health_path ? s->health_path : INGRESS_DEFAULT_HEALTH_PATH);
         for (int n = 1; rc == 0 && n <= in->max_servers; n++)
             rc = core_buf_addf(out, "    server s%d 127.0.0.1:1 disabled\n", n);
     }

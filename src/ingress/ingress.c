@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "core/core.h"
 #include "ingress/ingress.h"
 #include "ingress/ingress_int.h"
@@ -23,6 +25,8 @@
 #define STOP_TIMEOUT_MS 5000
 #define ADMIN_IO_TIMEOUT_S 5
 #define ADMIN_REPLY_MAX (4 * 1024 * 1024)
+#define ROUTES_MAX (16 * 1024 * 1024)
+#define CMDLINE_MAX (64 * 1024)
 
 struct ingress {
     char *dir;
@@ -33,11 +37,16 @@ struct ingress {
     char *pid_file;
     char *state_file;
     char *log_path;
+    char *master_pid_file; /* our record of the master pid, for adoption */
+    char *routes_path;     /* routes.json: the routing table, for adoption */
     char *listen_addr;
     int listen_port;
     char *bin;
     int max_servers;
     pid_t master;
+    bool is_child; /* master is our child: waitpid() applies */
+    bool detach;
+    bool adopted;
     struct ingress_service *svcs;
     size_t nsvcs;
 };
@@ -60,6 +69,7 @@ static void service_release(struct ingress_service *s)
     for (size_t i = 0; i < s->npaths; i++)
         core_free(s->paths[i]);
     core_free(s->paths);
+    core_free(s->health_path);
     core_free(s->used);
     memset(s, 0, sizeof(*s));
 }
@@ -149,6 +159,8 @@ static int admin_cmd_at(const char *sock_path, const char *cmd, char **out, stru
         rc = core_err_set(err, CORE_E_IO, "cannot send to '%s'", sock_path);
         goto out;
     }
+    /* half-close: the master CLI keeps a connection open until the client stops writing */
+    shutdown(fd, SHUT_WR);
     for (;;) {
         char tmp[4096];
         ssize_t r = read(fd, tmp, sizeof(tmp));
@@ -227,13 +239,71 @@ out:
 
 /* ---- process management -------------------------------------------------------------- */
 
+/* True if /proc/PID/cmdline is a haproxy (argv[0] basename contains "haproxy") started with
+ * `-f <our haproxy.cfg>`. Guards adoption and liveness against a recycled pid. */
+static bool proc_is_our_haproxy(const struct ingress *ing, pid_t pid)
+{
+    char path[64], *buf = NULL;
+    size_t len = 0;
+    bool ok = false;
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+    if (core_file_read(path, CMDLINE_MAX, &buf, &len, NULL) != 0)
+        goto out;
+    /* NUL-separated arguments; a zombie has an empty cmdline */
+    const char *arg = buf, *end = buf + len, *prev = NULL;
+    for (int i = 0; arg < end; i++) {
+        size_t n = strnlen(arg, (size_t)(end - arg));
+        if (i == 0) {
+            const char *base = strrchr(arg, '/');
+            if (!strstr(base ? base + 1 : arg, "haproxy"))
+                goto out;
+        } else if (prev && strcmp(prev, "-f") == 0 && strcmp(arg, ing->cfg_path) == 0) {
+            ok = true;
+            goto out;
+        }
+        prev = arg;
+        arg += n + 1;
+    }
+out:
+    core_free(buf);
+    return ok;
+}
+
+/* Parent pid from /proc/PID/stat, or -1. */
+static pid_t proc_ppid(pid_t pid)
+{
+    char path[64], *buf = NULL;
+    size_t len = 0;
+    pid_t ppid = -1;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if (core_file_read(path, 4096, &buf, &len, NULL) != 0)
+        return -1;
+    /* "pid (comm) state ppid ...": comm may hold spaces and parens, so scan from the last ')' */
+    const char *rp = strrchr(buf, ')');
+    char state = 0;
+    long pp = -1;
+    if (rp && sscanf(rp + 1, " %c %ld", &state, &pp) == 2)
+        ppid = (pid_t)pp;
+    core_free(buf);
+    return ppid;
+}
+
+/* Our child: waitpid. Adopted master that is not our child: kill(pid, 0) plus a /proc check
+ * (a gone or recycled pid, or a zombie, is not alive). */
 static bool master_alive(struct ingress *ing)
 {
     int status;
     if (ing->master <= 0)
         return false;
-    pid_t w = waitpid(ing->master, &status, WNOHANG);
-    if (w == ing->master) {
+    if (ing->is_child) {
+        pid_t w = waitpid(ing->master, &status, WNOHANG);
+        if (w == ing->master || (w < 0 && errno == ECHILD)) {
+            ing->master = -1;
+            return false;
+        }
+        return true;
+    }
+    if ((kill(ing->master, 0) != 0 && errno != EPERM) || !proc_is_our_haproxy(ing, ing->master)) {
         ing->master = -1;
         return false;
     }
@@ -254,8 +324,10 @@ static int spawn_haproxy(struct ingress *ing, struct core_err *err)
         return core_err_set(err, CORE_E_IO, "fork: %s", strerror(errno));
     }
     if (pid == 0) {
-        /* the master dies with us, so a crashed caller leaves no stray haproxy */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (ing->detach)
+            setsid(); /* own session: no terminal signals, survives the caller */
+        else
+            prctl(PR_SET_PDEATHSIG, SIGTERM); /* a crashed caller leaves no stray haproxy */
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -269,7 +341,10 @@ static int spawn_haproxy(struct ingress *ing, struct core_err *err)
     }
     close(logfd);
     ing->master = pid;
-    return 0;
+    ing->is_child = true;
+    char line[32];
+    int n = snprintf(line, sizeof(line), "%ld\n", (long)pid);
+    return core_file_write_atomic(ing->master_pid_file, line, (size_t)n, 0600, err);
 }
 
 static int wait_ready(struct ingress *ing, long not_pid, struct core_err *err)
@@ -300,7 +375,13 @@ static void kill_master(struct ingress *ing)
         usleep(20 * 1000);
     }
     kill(ing->master, SIGKILL);
-    waitpid(ing->master, NULL, 0);
+    if (ing->is_child) {
+        waitpid(ing->master, NULL, 0);
+    } else {
+        deadline = core_now_ms() + STOP_TIMEOUT_MS;
+        while (master_alive(ing) && core_now_ms() < deadline)
+            usleep(20 * 1000);
+    }
     ing->master = -1;
 }
 
@@ -368,6 +449,247 @@ out:
     return rc;
 }
 
+/* ---- routes.json --------------------------------------------------------------------- */
+
+/* Writes the in-memory routing table to routes.json (atomic, 0600). */
+static int routes_save(struct ingress *ing, struct core_err *err)
+{
+    json_t *root = json_object(), *arr = json_array();
+    char *text = NULL;
+    int rc = 0;
+    if (!root || !arr || json_object_set_new(root, "version", json_integer(1)) ||
+        json_object_set(root, "services", arr)) {
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < ing->nsvcs; i++) {
+        const struct ingress_service *s = &ing->svcs[i];
+        json_t *o = json_object(), *paths = json_array();
+        bool bad = !o || !paths || json_array_append_new(arr, o);
+        if (bad) {
+            json_decref(o);
+            json_decref(paths);
+            rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+            goto out;
+        }
+        bad = json_object_set_new(o, "paths", paths) != 0;
+        for (size_t j = 0; !bad && j < s->npaths; j++)
+            bad = json_array_append_new(paths, json_string(s->paths[j])) != 0;
+        bad = bad || json_object_set_new(o, "name", json_string(s->name)) ||
+              json_object_set_new(o, "host", s->host ? json_string(s->host) : json_null()) ||
+              json_object_set_new(o, "health_path",
+                                  json_string(s->health_path ? s->health_path
+                                                             : INGRESS_DEFAULT_HEALTH_PATH)) ||
+              json_object_set_new(o, "internal_port", json_integer(s->internal_port));
+        if (bad) {
+            rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (!text) {
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto out;
+    }
+    rc = core_file_write_atomic(ing->routes_path, text, strlen(text), 0600, err);
+out:
+    free(text);
+    json_decref(arr);
+    json_decref(root);
+    return rc;
+}
+
+static const char *json_str_or_null(json_t *o, const char *key, bool *bad)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!json_is_string(v)) {
+        *bad = true;
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* Loads routes.json into ing->svcs (slots all free), validating every entry as route_set
+ * would. On failure ing->svcs is left empty. */
+static int routes_load(struct ingress *ing, struct core_err *err)
+{
+    json_t *root = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    struct ingress_service *svcs = NULL;
+    size_t n = 0;
+    int rc = core_file_read(ing->routes_path, ROUTES_MAX, &text, &len, err);
+    if (rc)
+        goto out;
+    json_error_t jerr;
+    root = json_loadb(text, len, 0, &jerr);
+    json_t *arr = root ? json_object_get(root, "services") : NULL;
+    if (!json_is_array(arr) || json_integer_value(json_object_get(root, "version")) != 1) {
+        rc = core_err_set(err, CORE_E_INVAL, "'%s' is not a version 1 routing table",
+                          ing->routes_path);
+        goto out;
+    }
+    svcs = core_calloc(json_array_size(arr) + 1, sizeof(*svcs));
+    if (!svcs) {
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *o = json_array_get(arr, i), *paths = json_object_get(o, "paths");
+        json_t *port = json_object_get(o, "internal_port");
+        bool bad = !json_is_object(o) || (paths && !json_is_array(paths)) ||
+                   (port && !json_is_integer(port)) ||
+                   json_array_size(paths) > INGRESS_MAX_PATHS;
+        const char *name = json_str_or_null(o, "name", &bad);
+        const char *host = json_str_or_null(o, "host", &bad);
+        const char *hp = json_str_or_null(o, "health_path", &bad);
+        json_int_t ip = port ? json_integer_value(port) : 0;
+        struct ingress_service *s = &svcs[n++];
+        if (bad || ingress_check_service(name, err) || (host && ingress_check_host(host, err)) ||
+            (hp && ingress_check_health_path(hp, err)) || ip < 0 || ip > 65535) {
+            rc = core_err_set(err, CORE_E_INVAL, "'%s': bad service entry %zu",
+                              ing->routes_path, i);
+            goto out;
+        }
+        s->name = core_strdup(name);
+        s->host = host ? core_strdup(host) : NULL;
+        s->health_path = hp && strcmp(hp, INGRESS_DEFAULT_HEALTH_PATH) ? core_strdup(hp) : NULL;
+        s->internal_port = (int)ip;
+        s->paths = core_calloc(json_array_size(paths) + 1, sizeof(*s->paths));
+        s->used = core_calloc((size_t)ing->max_servers, sizeof(*s->used));
+        if (!s->name || (host && !s->host) || !s->paths || !s->used ||
+            (hp && strcmp(hp, INGRESS_DEFAULT_HEALTH_PATH) && !s->health_path)) {
+            rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t j = 0; j < json_array_size(paths); j++) {
+            json_t *pv = json_array_get(paths, j);
+            if (!json_is_string(pv) || ingress_check_path(json_string_value(pv), err)) {
+                rc = core_err_set(err, CORE_E_INVAL, "'%s': bad path in service '%s'",
+                                  ing->routes_path, name);
+                goto out;
+            }
+            if (!(s->paths[s->npaths++] = core_strdup(json_string_value(pv)))) {
+                rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+                goto out;
+            }
+        }
+        for (size_t k = 0; k + 1 < n; k++) {
+            if (strcmp(svcs[k].name, s->name) == 0 ||
+                (s->internal_port && svcs[k].internal_port == s->internal_port)) {
+                rc = core_err_set(err, CORE_E_INVAL, "'%s': duplicate service or port in '%s'",
+                                  ing->routes_path, name);
+                goto out;
+            }
+        }
+    }
+    ing->svcs = svcs;
+    ing->nsvcs = n;
+    svcs = NULL;
+    n = 0;
+out:
+    for (size_t i = 0; i < n; i++)
+        service_release(&svcs[i]);
+    core_free(svcs);
+    json_decref(root);
+    core_free(text);
+    return rc;
+}
+
+static void services_clear(struct ingress *ing)
+{
+    for (size_t i = 0; i < ing->nsvcs; i++)
+        service_release(&ing->svcs[i]);
+    core_free(ing->svcs);
+    ing->svcs = NULL;
+    ing->nsvcs = 0;
+}
+
+/* ---- adoption -------------------------------------------------------------------------- */
+
+/* Pid recorded in master.pid, or 0. */
+static pid_t read_master_pid(const struct ingress *ing)
+{
+    char *text = NULL;
+    size_t len = 0;
+    long pid = 0;
+    if (core_file_read(ing->master_pid_file, 64, &text, &len, NULL) == 0) {
+        char *end = NULL;
+        pid = strtol(text, &end, 10);
+        if (end == text || (*end && *end != '\n') || pid <= 1 || pid > (long)INT32_MAX)
+            pid = 0;
+    }
+    core_free(text);
+    return (pid_t)pid;
+}
+
+static int recover_slot(void *arg, const struct ingress_slot_status *st)
+{
+    struct ingress_service *s = arg;
+    long idx = strtol(st->slot + 1, NULL, 10); /* "sN", already range-checked by the parser */
+    /* used = not in maintenance (ready or draining): see ingress_backend_status() for the bits */
+    s->used[idx - 1] = st->admin != INGRESS_ADMIN_MAINT;
+    return 0;
+}
+
+static int write_config(struct ingress *ing, const struct ingress_service *svcs, size_t n,
+                        struct core_err *err);
+static int reload(struct ingress *ing, struct core_err *err);
+
+/* Takes over the running master ing->master: master socket answers, routing table from
+ * routes.json, worker answers, slot usage from `show servers state`. If haproxy.cfg as we
+ * would render it now differs from the one on disk (a crash mid-change, or a changed listen
+ * address or slot count), writes it and reloads. */
+static int adopt_master(struct ingress *ing, struct core_err *err)
+{
+    char *reply = NULL, *disk = NULL;
+    size_t dlen = 0;
+    struct core_buf cfg;
+    core_buf_init(&cfg, 16 * 1024 * 1024);
+    int rc = admin_cmd_at(ing->master_sock, "show proc", &reply, err);
+    if (rc)
+        goto out;
+    if (!strstr(reply, "master")) {
+        rc = core_err_set(err, CORE_E_IO, "master socket '%s' gave no process list",
+                          ing->master_sock);
+        goto out;
+    }
+    if ((rc = routes_load(ing, err)))
+        goto out;
+    if ((rc = wait_ready(ing, 0, err)))
+        goto out;
+    for (size_t i = 0; i < ing->nsvcs; i++)
+        if ((rc = ingress_backend_status(ing, ing->svcs[i].name, recover_slot, &ing->svcs[i],
+                                         err)))
+            goto out;
+    struct ingress_cfg_input in = {
+        .listen_addr = ing->listen_addr,
+        .listen_port = ing->listen_port,
+        .admin_sock = ing->admin_sock,
+        .pid_file = ing->pid_file,
+        .state_file = ing->state_file,
+        .max_servers = ing->max_servers,
+        .services = ing->svcs,
+        .nservices = ing->nsvcs,
+    };
+    if ((rc = ingress_cfg_render(&in, &cfg, err)))
+        goto out;
+    if (core_file_read(ing->cfg_path, 16 * 1024 * 1024, &disk, &dlen, NULL) != 0 ||
+        dlen != cfg.len || memcmp(disk, cfg.data, dlen) != 0) {
+        log_warn("ingress", "adopted haproxy runs another config; reloading",
+                 LOG_INT("master", ing->master));
+        if ((rc = write_config(ing, ing->svcs, ing->nsvcs, err)) || (rc = reload(ing, err)))
+            goto out;
+    }
+out:
+    core_buf_release(&cfg);
+    core_free(disk);
+    core_free(reply);
+    return rc;
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
 struct ingress *ingress_start(const struct ingress_config *cfg, struct core_err *err)
@@ -390,6 +712,7 @@ struct ingress *ingress_start(const struct ingress_config *cfg, struct core_err 
         goto out;
     }
     ing->master = -1;
+    ing->detach = cfg->detach;
     ing->listen_port = cfg->listen_port ? cfg->listen_port : 8080;
     ing->max_servers = cfg->max_servers ? cfg->max_servers : 16;
     ing->dir = path_join(cfg->data_dir, "ingress");
@@ -406,13 +729,35 @@ struct ingress *ingress_start(const struct ingress_config *cfg, struct core_err 
     ing->pid_file = path_join(ing->dir, "haproxy.pid");
     ing->state_file = path_join(ing->dir, "server-state");
     ing->log_path = path_join(ing->dir, "haproxy.log");
+    ing->master_pid_file = path_join(ing->dir, "master.pid");
+    ing->routes_path = path_join(ing->dir, "routes.json");
     if (!ing->cfg_path || !ing->cfg_new || !ing->admin_sock || !ing->master_sock ||
-        !ing->pid_file || !ing->state_file || !ing->log_path) {
+        !ing->pid_file || !ing->state_file || !ing->log_path || !ing->master_pid_file ||
+        !ing->routes_path) {
         rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
         goto out;
     }
     if ((rc = core_mkdir_p(ing->dir, 0700, err)))
         goto out;
+    pid_t old = read_master_pid(ing);
+    if (old > 0 && proc_is_our_haproxy(ing, old)) {
+        ing->master = old;
+        ing->is_child = proc_ppid(old) == getpid();
+        struct core_err aerr = {0};
+        if (cfg->adopt && adopt_master(ing, &aerr) == 0) {
+            ing->adopted = true;
+            log_info("ingress", "haproxy adopted", LOG_INT("master", ing->master),
+                     LOG_INT("services", (int64_t)ing->nsvcs), LOG_INT("port", ing->listen_port));
+            goto out;
+        }
+        /* ours but not adoptable (or not asked to): it would hold our ports and sockets */
+        log_warn("ingress", "stopping haproxy left by an earlier run", LOG_INT("master", old),
+                 LOG_STR("reason", cfg->adopt ? aerr.msg : "adopt not requested"));
+        kill_master(ing);
+        services_clear(ing);
+    }
+    ing->master = -1;
+    ing->is_child = false;
     /* a stale state file from an earlier run must not resurrect old slots */
     if ((rc = core_file_write_atomic(ing->state_file, "1\n", 2, 0600, err)))
         goto out;
@@ -421,6 +766,8 @@ struct ingress *ingress_start(const struct ingress_config *cfg, struct core_err 
     if ((rc = spawn_haproxy(ing, err)))
         goto out;
     if ((rc = wait_ready(ing, 0, err)))
+        goto out;
+    if ((rc = routes_save(ing, err)))
         goto out;
     log_info("ingress", "haproxy started", LOG_INT("master", ing->master),
              LOG_INT("port", ing->listen_port));
@@ -432,14 +779,9 @@ out:
     return ing;
 }
 
-void ingress_stop(struct ingress *ing)
+static void handle_free(struct ingress *ing)
 {
-    if (!ing)
-        return;
-    kill_master(ing);
-    for (size_t i = 0; i < ing->nsvcs; i++)
-        service_release(&ing->svcs[i]);
-    core_free(ing->svcs);
+    services_clear(ing);
     core_free(ing->dir);
     core_free(ing->cfg_path);
     core_free(ing->cfg_new);
@@ -448,9 +790,33 @@ void ingress_stop(struct ingress *ing)
     core_free(ing->pid_file);
     core_free(ing->state_file);
     core_free(ing->log_path);
+    core_free(ing->master_pid_file);
+    core_free(ing->routes_path);
     core_free(ing->listen_addr);
     core_free(ing->bin);
     core_free(ing);
+}
+
+void ingress_stop(struct ingress *ing)
+{
+    if (!ing)
+        return;
+    kill_master(ing);
+    if (ing->master_pid_file)
+        unlink(ing->master_pid_file);
+    handle_free(ing);
+}
+
+void ingress_release(struct ingress *ing)
+{
+    if (!ing)
+        return;
+    handle_free(ing);
+}
+
+bool ingress_adopted(const struct ingress *ing)
+{
+    return ing->adopted;
 }
 
 pid_t ingress_master_pid(const struct ingress *ing)
@@ -465,28 +831,58 @@ const char *ingress_config_path(const struct ingress *ing)
 
 /* ---- routing --------------------------------------------------------------------------- */
 
+static const char *health_or_default(const char *hp)
+{
+    return hp ? hp : INGRESS_DEFAULT_HEALTH_PATH;
+}
+
 static bool same_route(const struct ingress_service *s, const char *host,
-                       const char *const *paths, size_t npaths)
+                       const struct ingress_route *r, const char *health_path)
 {
     if ((s->host == NULL) != (host == NULL) || (host && strcmp(s->host, host) != 0))
         return false;
-    if (s->npaths != npaths)
+    if (s->npaths != r->npaths || s->internal_port != r->internal_port ||
+        strcmp(health_or_default(s->health_path), health_path) != 0)
         return false;
-    for (size_t i = 0; i < npaths; i++)
-        if (strcmp(s->paths[i], paths[i]) != 0)
+    for (size_t i = 0; i < r->npaths; i++)
+        if (strcmp(s->paths[i], r->paths[i]) != 0)
             return false;
     return true;
 }
 
-int ingress_route_set(struct ingress *ing, const char *service, const char *host,
-                      const char *const *paths, size_t npaths, struct core_err *err)
+/* After write_config() accepted the new table `tmp` (n entries): swaps it in (taking
+ * ownership of *tmp; the old array is freed, not its entries), reloads and persists
+ * routes.json. */
+static int table_apply(struct ingress *ing, struct ingress_service **tmp, size_t n,
+                       const char *service, struct core_err *err)
+{
+    int rc = 0;
+    core_free(ing->svcs);
+    ing->svcs = *tmp;
+    ing->nsvcs = n;
+    *tmp = NULL;
+    if ((rc = reload(ing, err)))
+        core_err_wrap(err, "reloading haproxy for service '%s'", service);
+    /* haproxy.cfg is already the new one: the table on disk must say the same */
+    int src = routes_save(ing, rc ? NULL : err);
+    return rc ? rc : src;
+}
+
+int ingress_route_set(struct ingress *ing, const char *service, const struct ingress_route *route,
+                      struct core_err *err)
 {
     struct ingress_service ns = {0};
     struct ingress_service *tmp = NULL;
     int rc = 0;
 
-    if (host && !*host)
-        host = NULL;
+    if (!route) {
+        rc = core_err_set(err, CORE_E_INVAL, "route of service '%.64s' is missing",
+                          service ? service : "");
+        goto out;
+    }
+    const char *host = route->host && *route->host ? route->host : NULL;
+    const char *hp = health_or_default(route->health_path);
+    size_t npaths = route->npaths;
     if ((rc = ingress_check_service(service, err)))
         goto out;
     if (host && (rc = ingress_check_host(host, err)))
@@ -496,24 +892,55 @@ int ingress_route_set(struct ingress *ing, const char *service, const char *host
                           INGRESS_MAX_PATHS);
         goto out;
     }
+    if (npaths && !route->paths) {
+        rc = core_err_set(err, CORE_E_INVAL, "service '%s' has %zu paths but no array", service,
+                          npaths);
+        goto out;
+    }
     for (size_t i = 0; i < npaths; i++)
-        if ((rc = ingress_check_path(paths[i], err)))
+        if ((rc = ingress_check_path(route->paths[i], err)))
             goto out;
+    if ((rc = ingress_check_health_path(hp, err)))
+        goto out;
+    if (route->internal_port < 0 || route->internal_port > 65535) {
+        rc = core_err_set(err, CORE_E_INVAL, "internal port %d of service '%s' out of range",
+                          route->internal_port, service);
+        goto out;
+    }
+    if (route->internal_port && route->internal_port == ing->listen_port) {
+        rc = core_err_set(err, CORE_E_CONFLICT,
+                          "internal port %d of service '%s' is the listen port",
+                          route->internal_port, service);
+        goto out;
+    }
+    for (size_t i = 0; route->internal_port && i < ing->nsvcs; i++) {
+        if (ing->svcs[i].internal_port == route->internal_port &&
+            strcmp(ing->svcs[i].name, service) != 0) {
+            rc = core_err_set(err, CORE_E_CONFLICT,
+                              "internal port %d is already used by service '%s'",
+                              route->internal_port, ing->svcs[i].name);
+            goto out;
+        }
+    }
     struct ingress_service *cur = service_find(ing, service);
-    if (cur && same_route(cur, host, paths, npaths))
+    if (cur && same_route(cur, host, route, hp))
         goto out; /* nothing structural changed: no reload */
 
     /* build the complete new table, validate and write it, and only then swap it in */
+    bool custom_hp = strcmp(hp, INGRESS_DEFAULT_HEALTH_PATH) != 0;
     ns.name = core_strdup(service);
     ns.host = host ? core_strdup(host) : NULL;
+    ns.health_path = custom_hp ? core_strdup(hp) : NULL;
+    ns.internal_port = route->internal_port;
     ns.paths = core_calloc(npaths ? npaths : 1, sizeof(*ns.paths));
     ns.used = cur ? NULL : core_calloc((size_t)ing->max_servers, sizeof(*ns.used));
-    if (!ns.name || (host && !ns.host) || !ns.paths || (!cur && !ns.used)) {
+    if (!ns.name || (host && !ns.host) || (custom_hp && !ns.health_path) || !ns.paths ||
+        (!cur && !ns.used)) {
         rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
         goto out;
     }
     for (; ns.npaths < npaths; ns.npaths++) {
-        if (!(ns.paths[ns.npaths] = core_strdup(paths[ns.npaths]))) {
+        if (!(ns.paths[ns.npaths] = core_strdup(route->paths[ns.npaths]))) {
             rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
             goto out;
         }
@@ -530,24 +957,50 @@ int ingress_route_set(struct ingress *ing, const char *service, const char *host
     if (cur)
         ns.used = cur->used;
     tmp[at] = ns;
+    struct ingress_service old = cur ? *cur : (struct ingress_service){0};
     if ((rc = write_config(ing, tmp, n, err))) {
         if (cur)
             ns.used = NULL; /* still owned by cur */
         goto out;
     }
+    memset(&ns, 0, sizeof(ns)); /* now owned by tmp */
+    rc = table_apply(ing, &tmp, n, service, err);
     if (cur) {
-        cur->used = NULL;
-        service_release(cur);
+        old.used = NULL; /* moved to the new entry */
+        service_release(&old);
     }
-    core_free(ing->svcs);
-    ing->svcs = tmp;
-    ing->nsvcs = n;
-    tmp = NULL;
-    memset(&ns, 0, sizeof(ns));
-    if ((rc = reload(ing, err)))
-        core_err_wrap(err, "reloading haproxy for service '%s'", service);
 out:
     service_release(&ns);
+    core_free(tmp);
+    return rc;
+}
+
+int ingress_route_remove(struct ingress *ing, const char *service, struct core_err *err)
+{
+    struct ingress_service *cur = service_find(ing, service);
+    struct ingress_service *tmp = NULL;
+    int rc = 0;
+    if (!cur) {
+        rc = core_err_set(err, CORE_E_NOTFOUND, "unknown service '%.64s'",
+                          service ? service : "");
+        goto out;
+    }
+    size_t at = (size_t)(cur - ing->svcs), n = ing->nsvcs - 1;
+    tmp = core_calloc(n ? n : 1, sizeof(*tmp));
+    if (!tmp) {
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto out;
+    }
+    memcpy(tmp, ing->svcs, at * sizeof(*tmp));
+    memcpy(tmp + at, ing->svcs + at + 1, (n - at) * sizeof(*tmp));
+    struct ingress_service old = *cur;
+    char name[64];
+    snprintf(name, sizeof(name), "%s", old.name);
+    if ((rc = write_config(ing, tmp, n, err)))
+        goto out;
+    rc = table_apply(ing, &tmp, n, name, err);
+    service_release(&old);
+out:
     core_free(tmp);
     return rc;
 }

@@ -1,17 +1,24 @@
 /*
  * ingress: the HAProxy half of the load-balancing layer.
  *
- * One `struct ingress` owns one haproxy process, started as a child in master-worker mode
- * (`haproxy -W -S DATA/ingress/master.sock -f DATA/ingress/haproxy.cfg`). The module keeps the
- * routing table (service -> host + path prefixes) in memory and renders it into haproxy.cfg:
- * one frontend on the HTTP listen address, one backend per service. Every backend is created
- * with a fixed number of pre-allocated, disabled server slots (s1..sN) and `option httpchk GET
- * /healthz` health checks, so replicas come and go through the Runtime API on the admin socket
- * (DATA/ingress/admin.sock, mode 0600) without any reload: `set server` fills a slot's address
- * and makes it ready, drain stops new traffic, maint frees the slot. Only structural changes (a
- * new backend, a changed host or path) rewrite haproxy.cfg, validate it with `haproxy -c` and do
- * a hitless reload (SIGUSR2 to the master); slot state survives the reload through HAProxy's
- * server-state file. See docs/ingress.md.
+ * One `struct ingress` drives one haproxy process in master-worker mode (`haproxy -W -S
+ * DATA/ingress/master.sock -f DATA/ingress/haproxy.cfg`). The module keeps the routing table
+ * (service -> host + path prefixes, health path, internal port) in memory, persists it to
+ * DATA/ingress/routes.json (mode 0600) on every change, and renders it into haproxy.cfg: one
+ * frontend on the HTTP listen address, one extra frontend per service that asked for an
+ * internal port (service discovery), one backend per service. Every backend is created with a
+ * fixed number of pre-allocated, disabled server slots (s1..sN) and `option httpchk GET
+ * <health_path>` health checks, so replicas come and go through the Runtime API on the admin
+ * socket (DATA/ingress/admin.sock, mode 0600) without any reload: `set server` fills a slot's
+ * address and makes it ready, drain stops new traffic, maint frees the slot. Only structural
+ * changes (a new or removed backend, a changed host, path, health path or internal port)
+ * rewrite haproxy.cfg, validate it with `haproxy -c` and do a hitless reload (SIGUSR2 to the
+ * master); slot state survives the reload through HAProxy's server-state file.
+ *
+ * With `detach`, haproxy outlives the caller (own session, no parent-death signal); with
+ * `adopt`, a later ingress_start() re-adopts the master named in DATA/ingress/master.pid, reloads
+ * the routing table from routes.json and recovers slot usage from `show servers state`, so
+ * workloads keep serving across a restart of the platform server. See docs/ingress.md.
  *
  * Threading: a `struct ingress` is used by one thread at a time. Nothing is global; two
  * instances with different data dirs and ports can run side by side.
@@ -32,6 +39,19 @@ struct ingress_config {
     int listen_port;         /* 0: 8080 */
     const char *haproxy_bin; /* NULL: "haproxy" from PATH */
     int max_servers;         /* server slots per backend; 0: 16 (max 1024) */
+    bool detach;             /* haproxy survives the caller: setsid(), no PR_SET_PDEATHSIG */
+    bool adopt;              /* re-adopt a live master from DATA/ingress/master.pid if it runs
+                                our haproxy.cfg and its master socket answers */
+};
+
+/* One service's routing, health check and internal address. All pointers borrowed. */
+struct ingress_route {
+    const char *host;          /* Host header without port; NULL or "" = any host */
+    const char *const *paths;  /* path prefixes (path_beg); none = any path */
+    size_t npaths;             /* at most 64 */
+    const char *health_path;   /* NULL: "/healthz"; starts with '/', [A-Za-z0-9-._~/?=&%+:@,] */
+    int internal_port;         /* 0: none; else a frontend on listen_addr:internal_port sends
+                                  every request to this service (<NAME>_URL=http://ADDR:PORT) */
 };
 
 enum ingress_admin {
@@ -53,19 +73,41 @@ struct ingress_slot_status {
 /* Return non-zero to stop the iteration (that value is returned by the caller). */
 typedef int (*ingress_slot_fn)(void *arg, const struct ingress_slot_status *st);
 
-/* Writes the config, starts haproxy and waits (bounded) until the admin socket answers.
- * cfg: borrowed. returns: owned by caller, free with ingress_stop(); NULL on failure. */
+/* Writes the config, starts haproxy and waits (bounded) until the admin socket answers. With
+ * cfg->adopt, a live haproxy named by DATA/ingress/master.pid that runs our config and answers
+ * on the master socket is adopted instead (routes reloaded from routes.json, slot usage from
+ * `show servers state`); a stale or foreign master.pid means a fresh start. Without adopt, a
+ * live haproxy of ours left by an earlier run is stopped first.
+ * cfg: borrowed. returns: owned by caller, free with ingress_stop() or ingress_release();
+ * NULL on failure. */
 struct ingress *ingress_start(const struct ingress_config *cfg, struct core_err *err);
 
 /* Stops haproxy (SIGTERM to the master, bounded wait, SIGKILL) and frees. NULL does nothing. */
 void ingress_stop(struct ingress *ing);
 
+/* Frees the handle but leaves haproxy running (and serving), to be adopted by a later
+ * ingress_start() with cfg->adopt. Without cfg->detach, haproxy still dies with the thread that
+ * started it. NULL does nothing. */
+void ingress_release(struct ingress *ing);
+
+/* True if ingress_start() adopted a running haproxy instead of starting one. */
+bool ingress_adopted(const struct ingress *ing);
+
 /* Declares (or changes) a service's backend and routing: requests whose Host (without port)
- * is `host` (NULL or "" = any host) and whose path starts with one of `paths` (none = any) go
- * to the service. Reloads haproxy only when something structural changed.
- * service: a DNS label. All arguments borrowed. returns: 0 or a negative core_errc. */
-int ingress_route_set(struct ingress *ing, const char *service, const char *host,
-                      const char *const *paths, size_t npaths, struct core_err *err);
+ * is route->host and whose path starts with one of route->paths go to the service; with
+ * route->internal_port, every request to listen_addr:internal_port does too. Reloads haproxy
+ * only when something structural changed (host, paths, health path, internal port, or a new
+ * service); persists routes.json after every change.
+ * service: a DNS label. All arguments borrowed.
+ * returns: 0, CORE_E_INVAL (bad input; nothing written), CORE_E_CONFLICT (internal port taken
+ * by another service or equal to the listen port), CORE_E_TOO_BIG (too many paths), ... */
+int ingress_route_set(struct ingress *ing, const char *service, const struct ingress_route *route,
+                      struct core_err *err);
+
+/* Drops the service's backend, routes and internal frontend (reload), and persists routes.json.
+ * Replicas still in its slots stop getting traffic at once.
+ * returns: 0, CORE_E_NOTFOUND (unknown service), ... */
+int ingress_route_remove(struct ingress *ing, const char *service, struct core_err *err);
 
 /* Puts a replica at addr:port into a free slot of the service's backend and makes it ready;
  * health checks then gate traffic. No reload. The slot name goes to slot_out.

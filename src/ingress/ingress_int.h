@@ -10,12 +10,15 @@ struct core_err;
 
 #define INGRESS_MAX_SERVERS 1024
 #define INGRESS_MAX_PATHS 64
+#define INGRESS_DEFAULT_HEALTH_PATH "/healthz"
 
 struct ingress_service {
     char *name;   /* DNS label; backend is "be_<name>" */
     char *host;   /* NULL = any host */
     char **paths; /* path prefixes; none = any path */
     size_t npaths;
+    char *health_path; /* NULL = "/healthz" */
+    int internal_port; /* 0 = no internal frontend */
     bool *used;   /* per slot, max_servers entries */
 };
 
@@ -35,6 +38,8 @@ struct ingress_cfg_input {
 int ingress_check_service(const char *s, struct core_err *err);
 int ingress_check_host(const char *s, struct core_err *err);
 int ingress_check_path(const char *s, struct core_err *err);
+/* Health check URI: starts with '/', [A-Za-z0-9] and -._~/?=&%+:@, only, max 256. */
+int ingress_check_health_path(const char *s, struct core_err *err);
 
 /* Renders haproxy.cfg into out, validating every input first (nothing hostile is written). */
 int ingress_cfg_render(const struct ingress_cfg_input *in, struct core_buf *out,

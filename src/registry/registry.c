@@ -1579,6 +1579,28 @@ int registry_get_manifest(struct registry *reg, const char *repo, const char *re
     return 0;
 }
 
+int registry_blob_path(struct registry *reg, const char *digest, char *out, size_t outsz,
+                       struct core_err *err)
+{
+    if (!reg || !out || !outsz)
+        return core_err_set(err, CORE_E_INVAL, "registry_blob_path: bad argument");
+    out[0] = '\0';
+    if (!digest || !registry_digest_valid(digest))
+        return core_err_set(err, CORE_E_INVAL,
+                            "invalid digest '%.80s': expected 'sha256:' and 64 lowercase hex",
+                            digest ? digest : "");
+    char path[1300];
+    blob_path(reg, digest, path, sizeof(path));
+    if (strlen(path) >= outsz)
+        return core_err_set(err, CORE_E_INVAL, "registry_blob_path: buffer too small");
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return core_err_set(err, CORE_E_NOTFOUND,
+                            "blob %s is not in the registry store: push it again", digest);
+    memcpy(out, path, strlen(path) + 1);
+    return 0;
+}
+
 struct image_ctx {
     const char *repo;
     registry_image_fn fn;

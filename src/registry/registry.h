@@ -103,6 +103,12 @@ int registry_put_blob(struct registry *reg, const struct catalog_actor *actor, c
 int registry_put_manifest(struct registry *reg, const struct catalog_actor *actor,
                           const char *repo, const char *media_type, const void *data, size_t len,
                           const char *tag, char digest_out[72], struct core_err *err);
+/* Writes the on-disk path of blob `digest` ("sha256:" + 64 lowercase hex) into out (outsz bytes;
+ * 1100 is enough). The file is the blob itself: open it read-only, never write to it.
+ * returns: 0; CORE_E_INVAL for a malformed digest or a too small out; CORE_E_NOTFOUND when the
+ * blob is not in the store. */
+int registry_blob_path(struct registry *reg, const char *digest, char *out, size_t outsz,
+                       struct core_err *err);
 /* Reads a manifest by tag or digest. returns: 0 and *out (owned by caller) or CORE_E_NOTFOUND. */
 int registry_get_manifest(struct registry *reg, const char *repo, const char *ref, char **out,
                           size_t *len, char media_type[128], char digest[72],

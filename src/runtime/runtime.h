@@ -56,6 +56,11 @@ struct runtime_replica_spec {
     int log_fd;               /* >= 0: stdout+stderr appended here (dup'ed, caller keeps its fd) */
     const char *log_path;     /* used when log_fd < 0: opened O_APPEND|O_CREAT; NULL: discard */
     int port;                 /* replica i gets PORT=<port + i> in its env; 0: no PORT */
+    /* Secrets as files on a read-only tmpfs inside every replica (e.g. /run/secrets/db-password,
+     * rules in sandbox.h); never put in env, argv or logs. Copied (and wiped when the supervisor
+     * is freed), so the caller may wipe its own buffers once runtime_supervisor_start returns. */
+    const struct sandbox_file *files;
+    size_t nfiles;
 };
 
 enum runtime_replica_state {
@@ -123,5 +128,47 @@ void runtime_supervisor_set_backoff(struct runtime_supervisor *sup, int64_t init
 /* Cancels every replica (the sandbox kills its process tree within ~100 ms), wakes threads
  * waiting in backoff, joins them and frees sup. NULL does nothing. */
 void runtime_supervisor_stop(struct runtime_supervisor *sup);
+
+/* ---- local driver: bundles ---- */
+
+struct registry;
+
+/* An image unpacked for the local driver (docs/runtime.md, "Bundles"). Filled by
+ * runtime_bundle_unpack(); the arrays and strings are owned, free with runtime_image_release(). */
+struct runtime_image {
+    char digest[72];      /* manifest digest "sha256:<hex>" */
+    char dir[4096];       /* absolute bundle root: DATA/bundles/<hex>/rootfs */
+    char **cmd;           /* Entrypoint followed by Cmd from the image config, NULL-terminated
+                           * (may be empty) */
+    char **env;           /* "K=V" from the config's Env, NULL-terminated */
+    char *workdir;        /* config WorkingDir or NULL */
+};
+
+/*
+ * Resolves repo:ref (a tag or a digest) in the registry and unpacks its layers, in order, into
+ * DATA/bundles/<hex>/rootfs (OCI whiteouts ".wh.<name>" applied; opaque-directory markers are
+ * dropped without hiding lower layers). Idempotent: a complete bundle (marker
+ * DATA/bundles/<hex>/.complete) is reused without work. Atomic: unpacked into
+ * DATA/bundles/.tmp-<hex>-<random>/ then renamed, so a crash leaves no half bundle under the final
+ * name (stale .tmp-* dirs go on the next call); one unpack or prune at a time (flock on
+ * DATA/bundles/.lock). Each layer is extracted by GNU tar inside the sandbox (no network, blob
+ * read-only, only the work dir writable, time limit, memory and pids limits where cgroups allow)
+ * so a hostile tarball cannot write outside the bundle. Layer media types: OCI tar+gzip and tar.
+ * allow_unisolated is passed to the sandbox (tests only). reg and the strings are borrowed.
+ * returns: 0 and *out filled (release it); otherwise *out is zeroed and err set: CORE_E_NOTFOUND
+ * (unknown repo/ref, missing blob), CORE_E_UNSUPPORTED (an index or a non-OCI manifest, another
+ * layer media type, no sandbox), CORE_E_INVAL (bad manifest, config or a layer tar refused),
+ * CORE_E_IO, CORE_E_NOMEM.
+ */
+int runtime_bundle_unpack(struct registry *reg, const char *data_dir, const char *repo,
+                          const char *ref, bool allow_unisolated, struct runtime_image *out,
+                          struct core_err *err);
+/* Frees what img holds and zeroes it; NULL or a zeroed img does nothing. */
+void runtime_image_release(struct runtime_image *img);
+/* Removes bundles under DATA/bundles whose digest ("sha256:<hex>") is not in keep[] (nkeep
+ * entries), and stale .tmp-* dirs. *removed (may be NULL) receives the bundles removed.
+ * returns: 0, CORE_E_INVAL, CORE_E_IO. */
+int runtime_bundle_prune(const char *data_dir, const char *const *keep, size_t nkeep,
+                         int *removed, struct core_err *err);
 
 #endif

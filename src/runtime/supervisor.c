@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +48,8 @@ struct runtime_supervisor {
     char **argv;
     char *bundle_dir;
     char *workdir;
+    struct sandbox_file *files; /* deep copies; data wiped before it is freed */
+    size_t nfiles;
     struct sandbox_limits limits;
     int log_fd;
     struct sandbox_caps caps;
@@ -117,6 +120,40 @@ fail:
     return NULL;
 }
 
+/* Wipes and frees the copies made by files_copy(). */
+static void files_free(struct sandbox_file *files, size_t n)
+{
+    for (size_t i = 0; files && i < n; i++) {
+        if (files[i].data) {
+            explicit_bzero((void *)files[i].data, files[i].len);
+            core_free((void *)files[i].data);
+        }
+        core_free((void *)files[i].inside);
+    }
+    core_free(files);
+}
+
+/* returns: deep copies of the n files (owned, files_free), or NULL on NOMEM (or when n is 0). */
+static struct sandbox_file *files_copy(const struct sandbox_file *src, size_t n)
+{
+    struct sandbox_file *out = core_calloc(n, sizeof(*out));
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        void *data = src[i].len ? core_malloc(src[i].len) : NULL;
+        out[i].inside = core_strdup(src[i].inside);
+        out[i].data = data;
+        out[i].len = src[i].len;
+        if (!out[i].inside || (src[i].len && !data)) {
+            files_free(out, i + 1);
+            return NULL;
+        }
+        if (data)
+            memcpy(data, src[i].data, src[i].len);
+    }
+    return out;
+}
+
 static void expected_isolation(const struct sandbox_caps *caps, char *out, size_t outsz)
 {
     if (caps->cgroup_version)
@@ -185,6 +222,8 @@ static void *replica_main(void *arg)
         .name = r->name,
         .cancel = &r->cancel,
         .caps = &sup->caps,
+        .files = sup->files,
+        .nfiles = sup->nfiles,
     };
     spec.limits.timeout_ms = 0;
 
@@ -233,6 +272,7 @@ static void supervisor_free(struct runtime_supervisor *sup)
     strv_free(sup->argv);
     core_free(sup->bundle_dir);
     core_free(sup->workdir);
+    files_free(sup->files, sup->nfiles);
     if (sup->log_fd >= 0)
         close(sup->log_fd);
     if (sup->sync_ready) {
@@ -285,7 +325,10 @@ static int validate(const char *name, const struct runtime_replica_spec *spec, i
             return core_err_set(err, CORE_E_INVAL, "supervisor '%s': env entry '%s' lacks '='",
                                 name, spec->env[i]);
     }
-    return 0;
+    int rc = sandbox_files_check(spec->files, spec->nfiles, err);
+    if (rc)
+        core_err_wrap(err, "supervisor '%s'", name);
+    return rc;
 }
 
 struct runtime_supervisor *runtime_supervisor_start(const char *name,
@@ -331,7 +374,11 @@ struct runtime_supervisor *runtime_supervisor_start(const char *name,
     sup->argv = strv_copy(spec->argv, NULL, NULL);
     sup->workdir = core_strdup(workdir);
     sup->replicas = core_calloc((size_t)replicas, sizeof(*sup->replicas));
-    if (!sup->argv || !sup->workdir || !sup->replicas ||
+    if (spec->nfiles) {
+        sup->files = files_copy(spec->files, spec->nfiles);
+        sup->nfiles = sup->files ? spec->nfiles : 0;
+    }
+    if (!sup->argv || !sup->workdir || !sup->replicas || (spec->nfiles && !sup->files) ||
         (spec->bundle_dir && !(sup->bundle_dir = core_strdup(spec->bundle_dir)))) {
         core_err_set(err, CORE_E_NOMEM, "supervisor '%s': out of memory", name);
         goto out;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -20,6 +21,10 @@
 #include "sandbox/sandbox_int.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* spec->files[i] reaches bwrap as fd FILE_FD_BASE + i (fds 0-3 are stdin, stdout, stderr and the
+ * exec-error pipe). */
+#define FILE_FD_BASE 4
 
 /* Host system directories shown read-only (or recreated as the same symlink). */
 static const char *const system_dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
@@ -141,6 +146,8 @@ struct child_plan {
     char *const *argv;
     char *const *envp;
     const char *chdir_to; /* unisolated runs only; bwrap does --chdir itself */
+    const int *file_fds;  /* nfiles memfds (close-on-exec), kept open as FILE_FD_BASE + i */
+    size_t nfiles;
 };
 
 static void child_fail(int fd)
@@ -183,9 +190,20 @@ static __attribute__((noreturn)) void child_exec(const struct child_plan *p)
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 || dup2(errfd, 3) < 0 ||
         fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
         child_fail(errfd);
-    if (syscall(SYS_close_range, 4U, ~0U, 0U) != 0) {
+    /* Files for bwrap --file: first out of the way (above the target range, so no memfd is
+     * overwritten before it moved), then onto FILE_FD_BASE + i; dup2 clears close-on-exec on
+     * exactly those. Everything above them is closed. */
+    int high[SANDBOX_FILES_MAX];
+    int first_closed = FILE_FD_BASE + (int)p->nfiles;
+    for (size_t i = 0; i < p->nfiles; i++)
+        if ((high[i] = fcntl(p->file_fds[i], F_DUPFD_CLOEXEC, first_closed)) < 0)
+            child_fail(3);
+    for (size_t i = 0; i < p->nfiles; i++)
+        if (dup2(high[i], FILE_FD_BASE + (int)i) < 0)
+            child_fail(3);
+    if (syscall(SYS_close_range, (unsigned)first_closed, ~0U, 0U) != 0) {
         long max = sysconf(_SC_OPEN_MAX);
-        for (long fd = 4; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+        for (long fd = first_closed; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
             close((int)fd);
     }
     if (p->chdir_to && chdir(p->chdir_to) != 0)
@@ -282,6 +300,78 @@ void sandbox_probe(struct sandbox_caps *caps)
 
 /* ---- building the command line ----------------------------------------------------------- */
 
+/* true when path is dir or lies below it (both normalised, no trailing '/'). */
+static bool path_within(const char *path, const char *dir, size_t dirlen)
+{
+    while (dirlen > 1 && dir[dirlen - 1] == '/')
+        dirlen--;
+    if (dirlen == 1 && dir[0] == '/')
+        return true;
+    return strncmp(path, dir, dirlen) == 0 && (path[dirlen] == '\0' || path[dirlen] == '/');
+}
+
+/* Length of the directory part of an absolute file path ("/run/secrets/x" -> 12). */
+static size_t parent_len(const char *path)
+{
+    size_t n = (size_t)(strrchr(path, '/') - path);
+    return n ? n : 1;
+}
+
+/* An absolute, normalised path below one of the roots secrets may live in. */
+static bool file_path_ok(const char *p)
+{
+    static const char *const roots[] = {"/run/", "/var/run/secrets/"};
+    bool under = false;
+    for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++)
+        under = under || strncmp(p, roots[i], strlen(roots[i])) == 0;
+    size_t len = strlen(p);
+    if (!under || len >= 1024 || p[len - 1] == '/')
+        return false;
+    for (const char *c = p; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return false;
+    for (const char *seg = p + 1;; ) { /* every component: non-empty, not "." nor ".." */
+        const char *end = strchr(seg, '/');
+        size_t n = end ? (size_t)(end - seg) : strlen(seg);
+        if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+            return false;
+        if (!end)
+            return true;
+        seg = end + 1;
+    }
+}
+
+int sandbox_files_check(const struct sandbox_file *files, size_t nfiles, struct core_err *err)
+{
+    if (nfiles && !files)
+        return core_err_set(err, CORE_E_INVAL, "sandbox: %zu files but no file list", nfiles);
+    if (nfiles > SANDBOX_FILES_MAX)
+        return core_err_set(err, CORE_E_TOO_BIG, "sandbox: %zu files, at most %d allowed", nfiles,
+                            SANDBOX_FILES_MAX);
+    for (size_t i = 0; i < nfiles; i++) {
+        const struct sandbox_file *f = &files[i];
+        /* the path is not secret and may be quoted; the contents never are */
+        if (!f->inside || !file_path_ok(f->inside))
+            return core_err_set(err, CORE_E_INVAL,
+                                "sandbox: file path '%.200s' must be a normalised absolute path "
+                                "below /run/ or /var/run/secrets/",
+                                f->inside ? f->inside : "(null)");
+        if (f->len > SANDBOX_FILE_MAX_BYTES)
+            return core_err_set(err, CORE_E_TOO_BIG, "sandbox: file '%.200s' is %zu bytes, at "
+                                "most %d allowed", f->inside, f->len, SANDBOX_FILE_MAX_BYTES);
+        if (f->len && !f->data)
+            return core_err_set(err, CORE_E_INVAL, "sandbox: file '%.200s' has no data",
+                                f->inside);
+        for (size_t j = 0; j < i; j++) {
+            const char *a = files[j].inside, *b = f->inside;
+            if (path_within(a, b, strlen(b)) || path_within(b, a, strlen(a)))
+                return core_err_set(err, CORE_E_INVAL,
+                                    "sandbox: file '%.200s' clashes with file '%.200s'", b, a);
+        }
+    }
+    return 0;
+}
+
 static int validate(const struct sandbox_spec *spec, struct core_err *err)
 {
     if (!spec || !spec->argv || !spec->argv[0] || !spec->argv[0][0])
@@ -300,6 +390,21 @@ static int validate(const struct sandbox_spec *spec, struct core_err *err)
     if (spec->workdir && spec->workdir[0] != '/')
         return core_err_set(err, CORE_E_INVAL, "sandbox: workdir '%s' is not absolute",
                             spec->workdir);
+    int rc = sandbox_files_check(spec->files, spec->nfiles, err);
+    if (rc)
+        return rc;
+    /* a files tmpfs must neither hide a mount nor be created inside one (a writable bind would
+     * get the directory on the host's disk) */
+    for (size_t i = 0; i < spec->nfiles; i++) {
+        const char *fp = spec->files[i].inside;
+        size_t dl = parent_len(fp);
+        for (size_t j = 0; j < spec->nmounts; j++) {
+            const char *mi = spec->mounts[j].inside;
+            if (path_within(mi, fp, dl) || path_within(fp, mi, strlen(mi)))
+                return core_err_set(err, CORE_E_INVAL,
+                                    "sandbox: file '%.200s' overlaps mount '%.200s'", fp, mi);
+        }
+    }
     const struct sandbox_limits *l = &spec->limits;
     if (l->cpu_millicores < 0 || l->memory_bytes < 0 || l->pids < 0 || l->timeout_ms < 0)
         return core_err_set(err, CORE_E_INVAL, "sandbox: negative limit");
@@ -350,6 +455,54 @@ static int add_system_dirs(struct strv *a)
     return rc;
 }
 
+/* true when files[i]'s directory gets the tmpfs: no other file's directory is above it and no
+ * earlier file has the same directory. */
+static bool is_top_dir(const struct sandbox_file *files, size_t nfiles, size_t i)
+{
+    const char *p = files[i].inside;
+    size_t pl = parent_len(p);
+    for (size_t j = 0; j < nfiles; j++) {
+        const char *q = files[j].inside;
+        size_t ql = parent_len(q);
+        if (ql < pl && path_within(p, q, ql))
+            return false; /* q's directory is a proper ancestor of p's */
+        if (j < i && ql == pl && strncmp(p, q, pl) == 0)
+            return false; /* same directory, already counted */
+    }
+    return true;
+}
+
+/* One tmpfs per top directory, then the files (mode 0400, contents read by bwrap from the
+ * memfds), then the tmpfs goes read-only. All of it before the root's --remount-ro: bwrap has to
+ * mkdir the mount points on the still writable root tmpfs. The root remount is not recursive, so
+ * it would not make these tmpfs read-only by itself. */
+static int add_files(const struct sandbox_spec *spec, struct strv *a)
+{
+    int rc = 0;
+    char dir[1024], fd[16];
+    for (size_t i = 0; i < spec->nfiles && !rc; i++) {
+        if (!is_top_dir(spec->files, spec->nfiles, i))
+            continue;
+        snprintf(dir, sizeof(dir), "%.*s", (int)parent_len(spec->files[i].inside),
+                 spec->files[i].inside);
+        rc = strv_add3(a, "--tmpfs", dir, NULL);
+    }
+    for (size_t i = 0; i < spec->nfiles && !rc; i++) {
+        snprintf(fd, sizeof(fd), "%d", FILE_FD_BASE + (int)i);
+        rc = strv_add3(a, "--perms", "0400", NULL);
+        if (!rc)
+            rc = strv_add3(a, "--file", fd, spec->files[i].inside);
+    }
+    for (size_t i = 0; i < spec->nfiles && !rc; i++) {
+        if (!is_top_dir(spec->files, spec->nfiles, i))
+            continue;
+        snprintf(dir, sizeof(dir), "%.*s", (int)parent_len(spec->files[i].inside),
+                 spec->files[i].inside);
+        rc = strv_add3(a, "--remount-ro", dir, NULL);
+    }
+    return rc;
+}
+
 static int build_bwrap_argv(const struct sandbox_spec *spec, struct strv *a)
 {
     int rc = strv_add(a, "bwrap");
@@ -379,6 +532,8 @@ static int build_bwrap_argv(const struct sandbox_spec *spec, struct strv *a)
         const struct sandbox_mount *m = &spec->mounts[i];
         rc = strv_add3(a, m->writable ? "--bind" : "--ro-bind", m->host, m->inside);
     }
+    if (!rc)
+        rc = add_files(spec, a);
     /* the root tmpfs bwrap builds on is writable unless remounted; nothing but the spec's
      * writable mounts, /tmp and /var/tmp may take writes */
     if (!rc)
@@ -428,6 +583,43 @@ static void sanitize_name(const char *name, char *out, size_t outsz)
 }
 
 /* ---- running ------------------------------------------------------------------------------ */
+
+static void close_fds(int *fds, size_t n)
+{
+    for (size_t i = 0; fds && i < n; i++)
+        close_fd(&fds[i]);
+}
+
+/* Puts each file's contents in a sealed memfd (memory only, never the host's disk), positioned at
+ * offset 0 for bwrap to read. fds[i] is -1 for those not created. */
+static int make_file_fds(const struct sandbox_spec *spec, int *fds, struct core_err *err)
+{
+    for (size_t i = 0; i < spec->nfiles; i++)
+        fds[i] = -1;
+    for (size_t i = 0; i < spec->nfiles; i++) {
+        const struct sandbox_file *f = &spec->files[i];
+        fds[i] = memfd_create("pave-sandbox-file", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fds[i] < 0)
+            return core_err_set(err, CORE_E_IO, "sandbox: memfd for '%.200s': %s", f->inside,
+                                strerror(errno));
+        const char *d = f->data;
+        for (size_t off = 0; off < f->len;) {
+            ssize_t n = write(fds[i], d + off, f->len - off);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return core_err_set(err, CORE_E_IO, "sandbox: writing '%.200s' to memfd: %s",
+                                    f->inside, n < 0 ? strerror(errno) : "short write");
+            off += (size_t)n;
+        }
+        if (fcntl(fds[i], F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) !=
+                0 ||
+            lseek(fds[i], 0, SEEK_SET) != 0)
+            return core_err_set(err, CORE_E_IO, "sandbox: sealing memfd for '%.200s': %s",
+                                f->inside, strerror(errno));
+    }
+    return 0;
+}
 
 static void kill_tree(pid_t pid, const struct sandbox_cg *cg)
 {
@@ -484,6 +676,7 @@ int sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *res, str
     struct sandbox_cg_host host;
     struct sandbox_caps caps;
     int sync[2] = {-1, -1}, errp[2] = {-1, -1};
+    int *file_fds = NULL;
     pid_t pid = -1;
     int rc;
 
@@ -503,6 +696,11 @@ int sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *res, str
     if (!caps.bwrap && !spec->allow_unisolated)
         return core_err_set(err, CORE_E_UNSUPPORTED,
                             "sandbox: bubblewrap unavailable (%s) and unisolated runs not allowed",
+                            caps.bwrap_path[0] ? "cannot create namespaces" : "bwrap not found");
+    if (!caps.bwrap && spec->nfiles)
+        return core_err_set(err, CORE_E_UNSUPPORTED,
+                            "sandbox: secret files need isolation, and bubblewrap is unavailable "
+                            "(%s); refusing to run unisolated",
                             caps.bwrap_path[0] ? "cannot create namespaces" : "bwrap not found");
     const struct sandbox_limits *lim = &spec->limits;
     const char *missing = lim->memory_bytes && !host.usable[SANDBOX_CG_MEMORY] ? "memory"
@@ -546,11 +744,20 @@ int sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *res, str
         chdir_to = wd;
     }
 
+    if (spec->nfiles) {
+        if (!(file_fds = core_calloc(spec->nfiles, sizeof(*file_fds)))) {
+            rc = core_err_set(err, CORE_E_NOMEM, "sandbox: out of memory");
+            goto out;
+        }
+        if ((rc = make_file_fds(spec, file_fds, err)))
+            goto out;
+    }
     if (pipe2(sync, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
         rc = core_err_set(err, CORE_E_IO, "sandbox: pipe: %s", strerror(errno));
         goto out;
     }
-    struct child_plan plan = {sync[0], errp[1], spec->out_fd, exe, args.v, env.v, chdir_to};
+    struct child_plan plan = {sync[0],  errp[1],  spec->out_fd, exe,         args.v,
+                              env.v,    chdir_to, file_fds,     spec->nfiles};
     int64_t t0 = mono_ms();
     pid = fork();
     if (pid < 0) {
@@ -561,6 +768,7 @@ int sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *res, str
         child_exec(&plan);
     close_fd(&sync[0]);
     close_fd(&errp[1]);
+    close_fds(file_fds, spec->nfiles); /* the child holds its own copies */
     setpgid(pid, pid); /* also done by the child; whoever is first wins, the other is a no-op */
 
     char name[72];
@@ -614,6 +822,8 @@ out:
     close_fd(&sync[0]);
     close_fd(&errp[0]);
     close_fd(&errp[1]);
+    close_fds(file_fds, spec->nfiles);
+    core_free(file_fds);
     sandbox_cg_destroy(&cg);
     strv_release(&env);
     strv_release(&args);

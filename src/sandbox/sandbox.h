@@ -47,6 +47,22 @@ struct sandbox_mount {
     bool writable;
 };
 
+/* A file the sandbox gets on a private tmpfs: a secret (a password, a key) handed to the command
+ * without going through its environment, argv, a log or the host's disk. Rules, checked by
+ * sandbox_files_check(): `inside` is an absolute, normalised path (no "." or ".." component, no
+ * "//", no trailing '/', no control characters) below /run/ or /var/run/secrets/, different from
+ * every other file and not a directory of another; len <= SANDBOX_FILE_MAX_BYTES; at most
+ * SANDBOX_FILES_MAX files. Each distinct top directory holding files becomes its own tmpfs,
+ * remounted read-only once the files are written; files have mode 0400. */
+struct sandbox_file {
+    const char *inside; /* e.g. "/run/secrets/db-password" */
+    const void *data;   /* len bytes (may hold NULs); may be NULL when len is 0 */
+    size_t len;
+};
+
+#define SANDBOX_FILE_MAX_BYTES (1024 * 1024)
+#define SANDBOX_FILES_MAX 256
+
 struct sandbox_limits {
     int64_t cpu_millicores; /* 0 = no limit */
     int64_t memory_bytes;   /* 0 = no limit */
@@ -70,6 +86,11 @@ struct sandbox_spec {
     const volatile int *cancel;
     /* What sandbox_probe() found, to skip probing on every run (NULL: probe now). */
     const struct sandbox_caps *caps;
+    /* Files (secrets) put on tmpfs inside the sandbox; borrowed, only read during the call.
+     * Needs bubblewrap: a spec with files is refused (CORE_E_UNSUPPORTED) when the run would be
+     * unisolated. Contents are never logged nor put in an error message. */
+    const struct sandbox_file *files;
+    size_t nfiles;
 };
 
 struct sandbox_result {
@@ -83,6 +104,11 @@ struct sandbox_result {
     int64_t duration_ms;
     char isolation[64]; /* "bwrap+cgroup-v1", "bwrap+cgroup-v2", "bwrap", "none" */
 };
+
+/* Checks files the way sandbox_run() does (paths, sizes, count; see struct sandbox_file), so a
+ * caller that runs the same files many times can refuse a bad list once, up front. The message
+ * names the offending path, never the contents. returns: 0 or CORE_E_INVAL / CORE_E_TOO_BIG. */
+int sandbox_files_check(const struct sandbox_file *files, size_t nfiles, struct core_err *err);
 
 /* Runs the command to completion (or timeout) and fills res. Returns 0 when the command ran
  * (whatever its exit status), or an error when it could not be started (CORE_E_UNSUPPORTED if

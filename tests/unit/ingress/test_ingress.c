@@ -1,6 +1,8 @@
 /* Unit tests for ingress: a real haproxy on a random loopback port, two in-test HTTP backends,
- * routing, slots, drain and removal through the Runtime API without reloads, health gating, and
- * the config writer's refusal of hostile input. Skips only if haproxy is not installed. */
+ * routing, slots, drain and removal through the Runtime API without reloads, health gating,
+ * per-service health paths, internal (service discovery) frontends, route removal, detach +
+ * release + adoption of a running master (and the stale/foreign master.pid cases), and the
+ * config writer's refusal of hostile input. Skips only if haproxy is not installed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -63,7 +67,10 @@ static void *backend_main(void *arg)
         }
         req[len] = 0;
         char resp[512];
-        if (strncmp(req, "GET /healthz", 12) == 0) {
+        if (strncmp(req, "GET /ready ", 11) == 0) {
+            snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                         "Connection: close\r\n\r\nok");
+        } else if (strncmp(req, "GET /healthz", 12) == 0) {
             bool ok = atomic_load(&b->healthy);
             snprintf(resp, sizeof(resp),
                      "HTTP/1.1 %s\r\nContent-Length: 2\r\nConnection: close\r\n\r\n%s",
@@ -205,12 +212,21 @@ static long show_info_pid(struct ingress *ing)
     return pid;
 }
 
+/* ingress_route_set() with only host and paths (default health path, no internal port). */
+static int route_simple(struct ingress *ing, const char *svc, const char *host,
+                        const char *const *paths, size_t npaths, struct core_err *err)
+{
+    struct ingress_route r = {.host = host, .paths = paths, .npaths = npaths};
+    return ingress_route_set(ing, svc, &r, err);
+}
+
 /* ---- fixture ----------------------------------------------------------------------------- */
 
 struct fixture {
     char dir[64];
     int port;
     struct ingress *ing;
+    pid_t orphan; /* a released (detached) master the test must not leak */
 };
 
 static bool have_haproxy(void)
@@ -234,6 +250,10 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     ingress_stop(f->ing);
+    if (f->orphan > 0 && kill(f->orphan, 0) == 0) {
+        kill(f->orphan, SIGKILL);
+        waitpid(f->orphan, NULL, 0);
+    }
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     int rc = system(cmd);
@@ -241,21 +261,36 @@ static int teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-static void start(struct fixture *f)
+static int free_port(void)
+{
+    int port = 0;
+    int fd = listen_any(&port); /* reserve a free port, then hand it to haproxy */
+    assert_true(fd >= 0);
+    close(fd);
+    return port;
+}
+
+/* Starts (or, with adopt, re-adopts) the ingress on f->port (picked on the first start). */
+static void start_opts(struct fixture *f, bool detach, bool adopt)
 {
     if (!have_haproxy()) {
         print_message("skipped: haproxy is not installed\n");
         skip();
     }
-    int fd = listen_any(&f->port); /* reserve a free port, then hand it to haproxy */
-    assert_true(fd >= 0);
-    close(fd);
-    struct ingress_config cfg = {.data_dir = f->dir, .listen_port = f->port, .max_servers = 4};
+    if (!f->port)
+        f->port = free_port();
+    struct ingress_config cfg = {.data_dir = f->dir, .listen_port = f->port, .max_servers = 4,
+                                 .detach = detach, .adopt = adopt};
     struct core_err err = {0};
     f->ing = ingress_start(&cfg, &err);
     if (!f->ing)
         print_message("ingress_start: %s\n", err.msg);
     assert_non_null(f->ing);
+}
+
+static void start(struct fixture *f)
+{
+    start_opts(f, false, false);
 }
 
 /* ---- tests ------------------------------------------------------------------------------- */
@@ -284,14 +319,14 @@ static void test_route_add_drain_remove(void **state)
     backend_start(&b2, "v2", true);
 
     const char *paths[] = {"/"};
-    int rc = ingress_route_set(f->ing, "svc", "svc.test", paths, 1, &err);
+    int rc = route_simple(f->ing, "svc", "svc.test", paths, 1, &err);
     if (rc)
         print_message("route_set: %s\n", err.msg);
     assert_int_equal(rc, 0);
     /* the same route again is not structural: no reload */
     long worker = show_info_pid(f->ing);
     pid_t master = ingress_master_pid(f->ing);
-    assert_int_equal(ingress_route_set(f->ing, "svc", "svc.test", paths, 1, &err), 0);
+    assert_int_equal(route_simple(f->ing, "svc", "svc.test", paths, 1, &err), 0);
     assert_int_equal(show_info_pid(f->ing), worker);
 
     char s1[16] = "", s2[16] = "";
@@ -340,7 +375,7 @@ static void test_route_add_drain_remove(void **state)
 
     /* a structural change reloads: new worker, same master, slots survive */
     const char *paths2[] = {"/api"};
-    rc = ingress_route_set(f->ing, "other", "svc.test", paths2, 1, &err);
+    rc = route_simple(f->ing, "other", "svc.test", paths2, 1, &err);
     if (rc)
         print_message("route_set other: %s\n", err.msg);
     assert_int_equal(rc, 0);
@@ -364,7 +399,7 @@ static void test_unhealthy_gets_no_traffic(void **state)
     start(f);
     backend_start(&good, "good", true);
     backend_start(&bad, "bad", false);
-    assert_int_equal(ingress_route_set(f->ing, "web", NULL, NULL, 0, &err), 0);
+    assert_int_equal(route_simple(f->ing, "web", NULL, NULL, 0, &err), 0);
     char sg[16], sb[16];
     assert_int_equal(ingress_server_add(f->ing, "web", "127.0.0.1", bad.port, sb, sizeof(sb),
                                         &err), 0);
@@ -417,16 +452,16 @@ static void test_hostile_route_refused(void **state)
     const char *cfgp = ingress_config_path(f->ing);
     assert_int_equal(core_file_read(cfgp, 1 << 20, &before, &blen, &err), 0);
     const char *ok_paths[] = {"/"};
-    assert_int_equal(ingress_route_set(f->ing, "a\nlisten evil", "x.test", ok_paths, 1, &err),
+    assert_int_equal(route_simple(f->ing, "a\nlisten evil", "x.test", ok_paths, 1, &err),
                      CORE_E_INVAL);
-    assert_int_equal(ingress_route_set(f->ing, "be_x bind", "x.test", ok_paths, 1, &err),
+    assert_int_equal(route_simple(f->ing, "be_x bind", "x.test", ok_paths, 1, &err),
                      CORE_E_INVAL);
-    assert_int_equal(ingress_route_set(f->ing, "x", "x.test }  or TRUE", ok_paths, 1, &err),
+    assert_int_equal(route_simple(f->ing, "x", "x.test }  or TRUE", ok_paths, 1, &err),
                      CORE_E_INVAL);
     const char *bad_paths[] = {"/a b"};
-    assert_int_equal(ingress_route_set(f->ing, "x", "x.test", bad_paths, 1, &err), CORE_E_INVAL);
+    assert_int_equal(route_simple(f->ing, "x", "x.test", bad_paths, 1, &err), CORE_E_INVAL);
     const char *bad_paths2[] = {"nope"};
-    assert_int_equal(ingress_route_set(f->ing, "x", "x.test", bad_paths2, 1, &err),
+    assert_int_equal(route_simple(f->ing, "x", "x.test", bad_paths2, 1, &err),
                      CORE_E_INVAL);
     assert_int_equal(core_file_read(cfgp, 1 << 20, &after, &alen, &err), 0);
     assert_int_equal(alen, blen);
@@ -478,6 +513,270 @@ static void test_cfg_render_and_check(void **state)
     core_buf_release(&b);
 }
 
+static bool file_has(const char *path, const char *needle)
+{
+    char *text = NULL;
+    size_t len = 0;
+    struct core_err err = {0};
+    assert_int_equal(core_file_read(path, 1 << 20, &text, &len, &err), 0);
+    bool has = strstr(text, needle) != NULL;
+    core_free(text);
+    return has;
+}
+
+static void test_health_path(void **state)
+{
+    struct fixture *f = *state;
+    struct core_err err = {0};
+    struct backend b;
+    start(f);
+    backend_start(&b, "ready", false); /* /healthz fails, /ready passes */
+    struct ingress_route r = {.host = "web.test", .health_path = "/ready"};
+    int rc = ingress_route_set(f->ing, "web", &r, &err);
+    if (rc)
+        print_message("route_set: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_true(file_has(ingress_config_path(f->ing), "option httpchk GET /ready\n"));
+    char s1[16];
+    assert_int_equal(ingress_server_add(f->ing, "web", "127.0.0.1", b.port, s1, sizeof(s1), &err),
+                     0);
+    assert_true(wait_health(f->ing, "web", s1, true));
+    assert_string_equal(http_get(f->port, "web.test"), "ready");
+
+    /* the same route is not structural; a changed health path is (reload, slot kept) */
+    long worker = show_info_pid(f->ing);
+    assert_int_equal(ingress_route_set(f->ing, "web", &r, &err), 0);
+    assert_int_equal(show_info_pid(f->ing), worker);
+    r.health_path = NULL; /* back to /healthz, which this backend fails */
+    assert_int_equal(ingress_route_set(f->ing, "web", &r, &err), 0);
+    assert_int_not_equal(show_info_pid(f->ing), worker);
+    assert_true(file_has(ingress_config_path(f->ing), "option httpchk GET /healthz\n"));
+    assert_true(probe(f->ing, "web", s1).st.is_used);
+    assert_true(wait_health(f->ing, "web", s1, false));
+    backend_stop(&b);
+}
+
+static void test_internal_port_and_remove(void **state)
+{
+    struct fixture *f = *state;
+    struct core_err err = {0};
+    struct backend b;
+    start(f);
+    backend_start(&b, "api", true);
+    int iport = free_port();
+    const char *paths[] = {"/api"};
+    struct ingress_route r = {.host = "api.test", .paths = paths, .npaths = 1,
+                              .internal_port = iport};
+    int rc = ingress_route_set(f->ing, "api", &r, &err);
+    if (rc)
+        print_message("route_set: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    char s1[16];
+    assert_int_equal(ingress_server_add(f->ing, "api", "127.0.0.1", b.port, s1, sizeof(s1), &err),
+                     0);
+    assert_true(wait_health(f->ing, "api", s1, true));
+    /* the internal frontend takes any host and any path; the public one still routes */
+    assert_string_equal(http_get(iport, "whatever"), "api");
+    assert_string_equal(http_get(f->port, "whatever"), "");
+
+    /* one internal port per service, never the listen port */
+    struct ingress_route r2 = {.internal_port = iport};
+    assert_int_equal(ingress_route_set(f->ing, "other", &r2, &err), CORE_E_CONFLICT);
+    r2.internal_port = f->port;
+    assert_int_equal(ingress_route_set(f->ing, "other", &r2, &err), CORE_E_CONFLICT);
+    r2.internal_port = 70000;
+    assert_int_equal(ingress_route_set(f->ing, "other", &r2, &err), CORE_E_INVAL);
+
+    char routes[128];
+    snprintf(routes, sizeof(routes), "%s/ingress/routes.json", f->dir);
+    struct stat st;
+    assert_int_equal(stat(routes, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_true(file_has(routes, "\"api\""));
+
+    /* removal drops the backend, its routes and its internal frontend */
+    rc = ingress_route_remove(f->ing, "api", &err);
+    if (rc)
+        print_message("route_remove: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_false(file_has(ingress_config_path(f->ing), "be_api"));
+    assert_false(file_has(routes, "\"api\""));
+    assert_string_equal(http_get(iport, "whatever"), "");
+    assert_int_equal(ingress_server_add(f->ing, "api", "127.0.0.1", b.port, s1, sizeof(s1), &err),
+                     CORE_E_NOTFOUND);
+    assert_int_equal(ingress_route_remove(f->ing, "api", &err), CORE_E_NOTFOUND);
+    /* and it can come back, with all slots free */
+    assert_int_equal(ingress_route_set(f->ing, "api", &r, &err), 0);
+    assert_false(probe(f->ing, "api", "s1").st.is_used);
+    backend_stop(&b);
+}
+
+static void test_detach_release_adopt(void **state)
+{
+    struct fixture *f = *state;
+    struct core_err err = {0};
+    struct backend b;
+    start_opts(f, true, false);
+    backend_start(&b, "kept", true);
+    int iport = free_port();
+    struct ingress_route r = {.host = "svc.test", .health_path = "/ready", .internal_port = iport};
+    assert_int_equal(ingress_route_set(f->ing, "svc", &r, &err), 0);
+    char s1[16] = "";
+    assert_int_equal(ingress_server_add(f->ing, "svc", "127.0.0.1", b.port, s1, sizeof(s1), &err),
+                     0);
+    assert_true(wait_health(f->ing, "svc", s1, true));
+    pid_t master = ingress_master_pid(f->ing);
+    long worker = show_info_pid(f->ing);
+
+    /* the server goes away; haproxy keeps serving */
+    ingress_release(f->ing);
+    f->ing = NULL;
+    f->orphan = master;
+    assert_int_equal(kill(master, 0), 0);
+    assert_string_equal(http_get(f->port, "svc.test"), "kept");
+
+    start_opts(f, true, true);
+    assert_true(ingress_adopted(f->ing));
+    assert_int_equal(ingress_master_pid(f->ing), master);
+    assert_int_equal(show_info_pid(f->ing), worker); /* adopted as is: no reload */
+    struct slot_probe p = probe(f->ing, "svc", s1);
+    assert_true(p.st.is_used);
+    assert_int_equal(p.st.port, b.port);
+    assert_string_equal(http_get(f->port, "svc.test"), "kept");
+    assert_string_equal(http_get(iport, "x"), "kept");
+    /* the table came back: the same route is not a change */
+    assert_int_equal(ingress_route_set(f->ing, "svc", &r, &err), 0);
+    assert_int_equal(show_info_pid(f->ing), worker);
+    char s2[16] = "";
+    assert_int_equal(ingress_server_add(f->ing, "svc", "127.0.0.1", b.port, s2, sizeof(s2), &err),
+                     0);
+    assert_string_not_equal(s1, s2);
+    assert_true(wait_health(f->ing, "svc", s2, true));
+
+    /* without adopt, a leftover haproxy of ours is replaced */
+    ingress_release(f->ing);
+    f->ing = NULL;
+    start_opts(f, true, false);
+    assert_false(ingress_adopted(f->ing));
+    assert_int_not_equal(ingress_master_pid(f->ing), master);
+    assert_int_not_equal(kill(master, 0), 0); /* stopped and reaped */
+    f->orphan = 0;
+    assert_int_equal(ingress_server_add(f->ing, "svc", "127.0.0.1", b.port, s2, sizeof(s2), &err),
+                     CORE_E_NOTFOUND); /* fresh start: empty table */
+    backend_stop(&b);
+}
+
+static void test_adopt_reconciles_or_replaces(void **state)
+{
+    struct fixture *f = *state;
+    struct core_err err = {0};
+    struct backend b;
+    start_opts(f, true, false);
+    backend_start(&b, "moved", true);
+    struct ingress_route r = {.host = "m.test"};
+    assert_int_equal(ingress_route_set(f->ing, "m", &r, &err), 0);
+    char s1[16] = "";
+    assert_int_equal(ingress_server_add(f->ing, "m", "127.0.0.1", b.port, s1, sizeof(s1), &err),
+                     0);
+    assert_true(wait_health(f->ing, "m", s1, true));
+    pid_t master = ingress_master_pid(f->ing);
+    long worker = show_info_pid(f->ing);
+    ingress_release(f->ing);
+    f->ing = NULL;
+    f->orphan = master;
+
+    /* adopted with another listen port: the config no longer matches, so it is reloaded in
+     * the same master and the slot carries over */
+    f->port = free_port();
+    start_opts(f, true, true);
+    assert_true(ingress_adopted(f->ing));
+    assert_int_equal(ingress_master_pid(f->ing), master);
+    assert_int_not_equal(show_info_pid(f->ing), worker);
+    assert_true(probe(f->ing, "m", s1).st.is_used);
+    assert_true(wait_health(f->ing, "m", s1, true));
+    assert_string_equal(http_get(f->port, "m.test"), "moved");
+    ingress_release(f->ing);
+    f->ing = NULL;
+
+    /* an unreadable routing table: the leftover haproxy is replaced, not adopted */
+    char routes[128];
+    snprintf(routes, sizeof(routes), "%s/ingress/routes.json", f->dir);
+    const char *bad = "{\"version\":1,\"services\":[{\"name\":\"a b\"}]}";
+    assert_int_equal(core_file_write_atomic(routes, bad, strlen(bad), 0600, &err), 0);
+    start_opts(f, true, true);
+    assert_false(ingress_adopted(f->ing));
+    assert_int_not_equal(ingress_master_pid(f->ing), master);
+    assert_int_not_equal(kill(master, 0), 0);
+    f->orphan = 0;
+    assert_false(file_has(routes, "a b"));
+    backend_stop(&b);
+}
+
+static void write_master_pid(struct fixture *f, long pid)
+{
+    char path[128], line[32];
+    struct core_err err = {0};
+    snprintf(path, sizeof(path), "%s/ingress", f->dir);
+    assert_int_equal(core_mkdir_p(path, 0700, &err), 0);
+    snprintf(path, sizeof(path), "%s/ingress/master.pid", f->dir);
+    int n = snprintf(line, sizeof(line), "%ld\n", pid);
+    assert_int_equal(core_file_write_atomic(path, line, (size_t)n, 0600, &err), 0);
+}
+
+static void test_stale_master_pid(void **state)
+{
+    struct fixture *f = *state;
+    struct core_err err = {0};
+    /* a pid that is certainly gone: a child we reaped */
+    pid_t gone = fork();
+    assert_true(gone >= 0);
+    if (gone == 0)
+        _exit(0);
+    assert_int_equal(waitpid(gone, NULL, 0), gone);
+    write_master_pid(f, gone);
+    start_opts(f, false, true);
+    assert_false(ingress_adopted(f->ing));
+    assert_int_not_equal(ingress_master_pid(f->ing), gone);
+    struct ingress_route r = {.host = "x.test"};
+    assert_int_equal(ingress_route_set(f->ing, "x", &r, &err), 0);
+    ingress_stop(f->ing);
+    f->ing = NULL;
+
+    /* a live process that is not our haproxy (this test) is neither adopted nor killed */
+    write_master_pid(f, getpid());
+    start_opts(f, false, true);
+    assert_false(ingress_adopted(f->ing));
+    assert_int_not_equal(ingress_master_pid(f->ing), getpid());
+}
+
+static void test_hostile_health_path_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct core_err err = {0};
+    start(f);
+    char *before = NULL, *after = NULL;
+    size_t blen = 0, alen = 0;
+    const char *cfgp = ingress_config_path(f->ing);
+    assert_int_equal(core_file_read(cfgp, 1 << 20, &before, &blen, &err), 0);
+    static const char *const bad[] = {
+        "healthz", "/a b", "/a\nlisten evil", "/a#b", "/${HOME}", "/a\"b", "/a'b", "/a\\b",
+        "/ HTTP/1.1", "", "/a{b}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct ingress_route r = {.health_path = bad[i]};
+        assert_int_equal(ingress_route_set(f->ing, "x", &r, &err), CORE_E_INVAL);
+    }
+    struct ingress_route r = {.internal_port = -1};
+    assert_int_equal(ingress_route_set(f->ing, "x", &r, &err), CORE_E_INVAL);
+    assert_int_equal(ingress_route_set(f->ing, "x", NULL, &err), CORE_E_INVAL);
+    assert_int_equal(core_file_read(cfgp, 1 << 20, &after, &alen, &err), 0);
+    assert_int_equal(alen, blen);
+    assert_memory_equal(after, before, blen);
+    core_free(before);
+    core_free(after);
+    assert_int_equal(ingress_check_health_path("/healthz?full=1&x=a%20b", &err), 0);
+}
+
 int main(void)
 {
     core_log_set_level(CORE_LOG_WARN);
@@ -487,6 +786,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hostile_route_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_add_drain_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unhealthy_gets_no_traffic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_internal_port_and_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_detach_release_adopt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_reconciles_or_replaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_master_pid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_health_path_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

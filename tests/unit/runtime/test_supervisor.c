@@ -343,6 +343,76 @@ static void stop_leaves_nothing(void **state)
     assert_int_equal(http_ok(port), 0);
 }
 
+/* true when the file at path contains needle */
+static int log_has(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+#define SUP_SECRET "pave-sup-unit-s3cr3t"
+
+static void replicas_see_their_secret_file(void **state)
+{
+    struct fixture *f = *state;
+    /* the replica compares the file with a copy in the bundle, so the secret itself never
+     * reaches the log */
+    char expected[160];
+    snprintf(expected, sizeof(expected), "%s/expected", f->bundle);
+    FILE *fp = fopen(expected, "w");
+    assert_non_null(fp);
+    fputs(SUP_SECRET, fp);
+    fclose(fp);
+    static const char *const argv[] = {
+        "sh", "-c",
+        "cmp -s /run/secrets/db-password /app/expected && echo \"secret-ok-$PORT\";"
+        "echo \"mode-$PORT $(stat -c '%a %U' /run/secrets/db-password)\";"
+        "echo \"env-$PORT $(env | grep -c pave-sup-unit)\";"
+        "exec sleep 600",
+        NULL};
+    char secret[] = SUP_SECRET;
+    struct sandbox_file file = {"/run/secrets/db-password", secret, strlen(secret)};
+    struct runtime_replica_spec spec;
+    int port = free_port_pair();
+    memset(&spec, 0, sizeof(spec));
+    spec.argv = argv;
+    spec.bundle_dir = f->bundle;
+    spec.log_fd = -1;
+    spec.log_path = f->log;
+    spec.port = port;
+    spec.files = &file;
+    spec.nfiles = 1;
+    struct runtime_supervisor *sup = start("unit-secret", &spec, 2);
+    /* the supervisor keeps its own copy: the caller may wipe its buffer right away */
+    memset(secret, 'X', sizeof(secret) - 1);
+    char want[2][64];
+    int ok = 0;
+    snprintf(want[0], sizeof(want[0]), "env-%d 0\n", port);
+    snprintf(want[1], sizeof(want[1]), "env-%d 0\n", port + 1);
+    for (int waited = 0; waited < WAIT_MS && !ok; waited += POLL_MS) {
+        ok = log_has(f->log, want[0]) && log_has(f->log, want[1]);
+        if (!ok)
+            sleep_ms(POLL_MS);
+    }
+    assert_true(wait_state(sup, 2, RUNTIME_REPLICA_RUNNING));
+    runtime_supervisor_stop(sup);
+    assert_true(ok);
+    for (int i = 0; i < 2; i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "secret-ok-%d\n", port + i);
+        assert_true(log_has(f->log, line));
+        snprintf(line, sizeof(line), "mode-%d 400 ", port + i);
+        assert_true(log_has(f->log, line));
+    }
+    assert_false(log_has(f->log, SUP_SECRET));
+}
+
 static void bad_specs_are_refused(void **state)
 {
     struct core_err err = {0};
@@ -361,6 +431,16 @@ static void bad_specs_are_refused(void **state)
     spec.env = bad_env;
     assert_null(runtime_supervisor_start("x", &spec, 1, &err));
     assert_int_equal(err.code, CORE_E_INVAL);
+    spec.env = NULL;
+    struct sandbox_file hostile = {"/etc/shadow", "s3cr3t", 6};
+    spec.files = &hostile;
+    spec.nfiles = 1;
+    assert_null(runtime_supervisor_start("x", &spec, 1, &err));
+    assert_int_equal(err.code, CORE_E_INVAL);
+    assert_null(strstr(err.msg, "s3cr3t"));
+    hostile.inside = "/run/secrets/../../etc/shadow";
+    assert_null(runtime_supervisor_start("x", &spec, 1, &err));
+    assert_int_equal(err.code, CORE_E_INVAL);
     runtime_supervisor_stop(NULL);
 }
 
@@ -372,6 +452,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(exiting_replica_crash_loops, setup, teardown),
         cmocka_unit_test_setup_teardown(killed_replica_restarts, setup, teardown),
         cmocka_unit_test_setup_teardown(stop_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(replicas_see_their_secret_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

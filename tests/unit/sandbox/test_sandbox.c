@@ -559,6 +559,271 @@ static void cpu_limit_is_applied(void **state)
     assert_null(find_cgroup("cputest-"));
 }
 
+/* ---- files (secrets) ------------------------------------------------------------------ */
+
+#define SECRET_A "pave-unit-s3cr3t-db-pw"
+#define SECRET_B "pave-unit-k3y-api"
+#define SECRET_C "pave-unit-other-root"
+
+static void files_arrive_on_readonly_tmpfs(void **state)
+{
+    struct fixture *f = *state;
+    need_bwrap(f);
+    /* 1 MiB (the maximum) with NULs in it, to see binary contents arrive whole */
+    size_t big_len = SANDBOX_FILE_MAX_BYTES;
+    unsigned char *big = malloc(big_len);
+    assert_non_null(big);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (unsigned char)(i % 251);
+    struct sandbox_file files[] = {
+        {"/run/secrets/db-password", SECRET_A, strlen(SECRET_A)},
+        {"/run/secrets/api-key", SECRET_B, strlen(SECRET_B)},
+        {"/run/secrets/sub/big", big, big_len},
+        {"/var/run/secrets/kubernetes.io/token", SECRET_C, strlen(SECRET_C)},
+        {"/run/secrets/empty", NULL, 0},
+    };
+    const char *script =
+        "cat /run/secrets/db-password; echo; cat /run/secrets/api-key; echo;"
+        "cat /var/run/secrets/kubernetes.io/token; echo;"
+        "stat -c '%a %s %n' /run/secrets/db-password /run/secrets/api-key /run/secrets/sub/big "
+        "/var/run/secrets/kubernetes.io/token /run/secrets/empty;"
+        "od -An -tu1 -N4 -j251 /run/secrets/sub/big;"
+        "stat -f -c '%T %n' /run/secrets /var/run/secrets;"
+        "grep -c ' /run/secrets ro,' /proc/self/mountinfo;"
+        "touch /run/secrets/new 2>/dev/null && echo secrets-writable;"
+        "touch /run/new 2>/dev/null && echo run-writable;"
+        "env | grep -c pave-unit;"
+        "ls -l /proc/$$/fd/ | grep -c pave-sandbox-file"; /* bwrap closed the memfds */
+    const char *argv[] = {"sh", "-c", script, NULL};
+    struct sandbox_mount m = {f->ws, "/workspace", true};
+    struct sandbox_spec spec;
+    default_spec(f, &spec, argv, &m);
+    spec.files = files;
+    spec.nfiles = sizeof(files) / sizeof(files[0]);
+    struct sandbox_result res;
+    assert_int_equal(run(f, &spec, &res), 0);
+    free(big);
+    print_message("%s", f->out);
+    assert_string_equal(f->out, SECRET_A "\n" SECRET_B "\n" SECRET_C "\n"
+                                "400 22 /run/secrets/db-password\n"
+                                "400 17 /run/secrets/api-key\n"
+                                "400 1048576 /run/secrets/sub/big\n"
+                                "400 20 /var/run/secrets/kubernetes.io/token\n"
+                                "400 0 /run/secrets/empty\n"
+                                "   0   1   2   3\n"
+                                "tmpfs /run/secrets\n"
+                                "tmpfs /var/run/secrets\n"
+                                "1\n"
+                                "0\n"
+                                "0\n");
+    assert_int_equal(res.exit_code, 1); /* the last `grep -c` found nothing */
+    /* nothing was created on the host */
+    assert_int_not_equal(access("/run/secrets/db-password", F_OK), 0);
+    assert_int_not_equal(access("/var/run/secrets/kubernetes.io/token", F_OK), 0);
+}
+
+/* true when the file's bytes contain needle */
+static bool file_contains(const char *path, const char *needle)
+{
+    static char buf[1 << 16];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    return n > 0 && memmem(buf, (size_t)n, needle, strlen(needle)) != NULL;
+}
+
+/* Counts processes whose cmdline contains marker; names in leak (when still empty) a process's
+ * cmdline or environ that holds the secret. */
+static int scan_processes(const char *marker, const char *secret, char *leak, size_t leaksz)
+{
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int seen = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char path[300];
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        if (!leak[0] && file_contains(path, secret))
+            snprintf(leak, leaksz, "%s", path);
+        seen += file_contains(path, marker);
+        snprintf(path, sizeof(path), "/proc/%s/environ", e->d_name);
+        if (!leak[0] && file_contains(path, secret))
+            snprintf(leak, leaksz, "%s", path);
+    }
+    closedir(d);
+    return seen;
+}
+
+static void files_stay_out_of_argv_and_environ(void **state)
+{
+    struct fixture *f = *state;
+    need_bwrap(f);
+    /* waits for a file the test creates once it looked at every process on the machine */
+    const char *argv[] = {"sh", "-c",
+                          "cat /run/secrets/token >/dev/null && "
+                          "while [ ! -e /workspace/go-files ]; do sleep 0.05; done; echo done",
+                          NULL};
+    struct sandbox_file file = {"/run/secrets/token", SECRET_A, strlen(SECRET_A)};
+    struct sandbox_mount m = {f->ws, "/workspace", true};
+    struct cpu_run r = {.f = f};
+    default_spec(f, &r.spec, argv, &m);
+    r.spec.files = &file;
+    r.spec.nfiles = 1;
+    r.spec.name = "filestest";
+    r.spec.out_fd = -1;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, cpu_thread, &r), 0);
+    /* the outer bwrap, bwrap's init in the pid namespace, and sh */
+    int seen = 0;
+    char leak[300] = "";
+    for (int i = 0; i < 3000 && (seen = scan_processes("go-files", SECRET_A, leak, sizeof(leak))) < 3;
+         i++)
+        usleep(10000);
+    char go[200];
+    snprintf(go, sizeof(go), "%s/go-files", f->ws);
+    FILE *fp = fopen(go, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    pthread_join(th, NULL);
+    unlink(go);
+    if (leak[0])
+        fail_msg("secret found in %s", leak);
+    assert_true(seen >= 3);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.res.exit_code, 0);
+}
+
+/* The maximum count: fds FILE_FD_BASE .. +255 all reach bwrap, each with its own contents. */
+static void many_files_in_one_run(void **state)
+{
+    struct fixture *f = *state;
+    need_bwrap(f);
+    static struct sandbox_file files[SANDBOX_FILES_MAX];
+    static char names[SANDBOX_FILES_MAX][40], data[SANDBOX_FILES_MAX][16];
+    for (size_t i = 0; i < SANDBOX_FILES_MAX; i++) {
+        snprintf(names[i], sizeof(names[i]), "/run/secrets/d%zu/f%zu", i % 7, i);
+        snprintf(data[i], sizeof(data[i]), "v%zu;", i);
+        files[i] = (struct sandbox_file){names[i], data[i], strlen(data[i])};
+    }
+    const char *argv[] = {"sh", "-c",
+                          "ls /run/secrets/*/* | wc -l; "
+                          "cat /run/secrets/d3/f255 /run/secrets/d0/f0 /run/secrets/d1/f1",
+                          NULL};
+    struct sandbox_mount m = {f->ws, "/workspace", true};
+    struct sandbox_spec spec;
+    default_spec(f, &spec, argv, &m);
+    spec.files = files;
+    spec.nfiles = SANDBOX_FILES_MAX;
+    struct sandbox_result res;
+    assert_int_equal(run(f, &spec, &res), 0);
+    assert_int_equal(res.exit_code, 0);
+    assert_string_equal(f->out, "256\nv255;v0;v1;");
+}
+
+static void hostile_file_specs_are_refused(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const bad_paths[] = {
+        "relative/x", "/run", "/run/", "/", "/etc/passwd", "/proc/self/environ", "/dev/shm/x",
+        "/usr/bin/sh", "/tmp/x", "/workspace/x", "/run/../etc/shadow", "/run/secrets/../../etc/x",
+        "/run/./x", "/run//x", "/run/secrets/", "/run/secrets/..", "/var/run/x",
+        "/var/run/secrets", "/var/run/secrets/", "/run/a\nb", "/run/a\tb", "/runx/y",
+        "/var/run/secretsx/y", "//run/x", NULL};
+    const char *argv[] = {"true", NULL};
+    struct sandbox_mount m = {f->ws, "/workspace", true};
+    struct sandbox_spec spec;
+    struct sandbox_result res;
+    struct core_err err;
+    default_spec(f, &spec, argv, &m);
+    for (size_t i = 0; bad_paths[i]; i++) {
+        struct sandbox_file file = {bad_paths[i], SECRET_A, strlen(SECRET_A)};
+        spec.files = &file;
+        spec.nfiles = 1;
+        memset(&err, 0, sizeof(err));
+        int rc = sandbox_run(&spec, &res, &err);
+        if (rc != CORE_E_INVAL)
+            fail_msg("path '%s' gave %d", bad_paths[i] ? bad_paths[i] : "(null)", rc);
+        assert_null(strstr(err.msg, SECRET_A));
+        assert_int_equal(sandbox_files_check(&file, 1, NULL), CORE_E_INVAL);
+    }
+    /* NULL inside */
+    struct sandbox_file nul = {NULL, SECRET_A, strlen(SECRET_A)};
+    assert_int_equal(sandbox_files_check(&nul, 1, &err), CORE_E_INVAL);
+    /* data missing, list missing */
+    struct sandbox_file nodata = {"/run/secrets/x", NULL, 3};
+    assert_int_equal(sandbox_files_check(&nodata, 1, &err), CORE_E_INVAL);
+    assert_int_equal(sandbox_files_check(NULL, 1, &err), CORE_E_INVAL);
+    assert_int_equal(sandbox_files_check(NULL, 0, &err), 0);
+    /* too big: one byte over, and one file too many */
+    static char huge[SANDBOX_FILE_MAX_BYTES + 1];
+    struct sandbox_file big = {"/run/secrets/big", huge, sizeof(huge)};
+    assert_int_equal(sandbox_files_check(&big, 1, &err), CORE_E_TOO_BIG);
+    big.len = SANDBOX_FILE_MAX_BYTES;
+    assert_int_equal(sandbox_files_check(&big, 1, &err), 0);
+    static struct sandbox_file many[SANDBOX_FILES_MAX + 1];
+    static char names[SANDBOX_FILES_MAX + 1][32];
+    for (size_t i = 0; i <= SANDBOX_FILES_MAX; i++) {
+        snprintf(names[i], sizeof(names[i]), "/run/secrets/f%zu", i);
+        many[i] = (struct sandbox_file){names[i], "x", 1};
+    }
+    assert_int_equal(sandbox_files_check(many, SANDBOX_FILES_MAX, &err), 0);
+    assert_int_equal(sandbox_files_check(many, SANDBOX_FILES_MAX + 1, &err), CORE_E_TOO_BIG);
+    /* duplicates, and a file where another needs a directory */
+    struct sandbox_file dup[] = {{"/run/secrets/a", "1", 1}, {"/run/secrets/a", "2", 1}};
+    assert_int_equal(sandbox_files_check(dup, 2, &err), CORE_E_INVAL);
+    struct sandbox_file clash[] = {{"/run/secrets/a", "1", 1}, {"/run/secrets/a/b", "2", 1}};
+    assert_int_equal(sandbox_files_check(clash, 2, &err), CORE_E_INVAL);
+    /* allowed places */
+    struct sandbox_file good[] = {{"/run/x", "1", 1},
+                                  {"/run/secrets/a/b", "2", 1},
+                                  {"/var/run/secrets/k8s/token", "3", 1},
+                                  {"/run/secrets/..x", "4", 1}};
+    assert_int_equal(sandbox_files_check(good, 4, &err), 0);
+    /* a file tmpfs may neither hide a spec mount nor sit inside one */
+    struct sandbox_file sec = {"/run/secrets/x", SECRET_A, strlen(SECRET_A)};
+    struct sandbox_mount over = {f->ws, "/run/secrets", true};
+    struct sandbox_mount under = {f->ws, "/run/secrets/x/y", false};
+    struct sandbox_mount above = {f->ws, "/run", true};
+    const struct sandbox_mount *ms[] = {&over, &under, &above};
+    for (size_t i = 0; i < 3; i++) {
+        default_spec(f, &spec, argv, ms[i]);
+        spec.files = &sec;
+        spec.nfiles = 1;
+        assert_int_equal(sandbox_run(&spec, &res, &err), CORE_E_INVAL);
+        assert_null(strstr(err.msg, SECRET_A));
+    }
+}
+
+static void files_refuse_unisolated_runs(void **state)
+{
+    struct fixture *f = *state;
+    struct sandbox_caps none;
+    memset(&none, 0, sizeof(none));
+    snprintf(none.detail, sizeof(none.detail), "bwrap: not found");
+    const char *argv[] = {"true", NULL};
+    struct sandbox_mount m = {f->ws, "/workspace", true};
+    struct sandbox_file file = {"/run/secrets/token", SECRET_A, strlen(SECRET_A)};
+    struct sandbox_spec spec;
+    default_spec(f, &spec, argv, &m);
+    spec.caps = &none;
+    spec.allow_unisolated = true;
+    spec.files = &file;
+    spec.nfiles = 1;
+    struct sandbox_result res;
+    struct core_err err = {0};
+    assert_int_equal(sandbox_run(&spec, &res, &err), CORE_E_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "secret files need isolation"));
+    assert_null(strstr(err.msg, SECRET_A));
+    /* the same spec without files does run unisolated */
+    spec.nfiles = 0;
+    assert_int_equal(sandbox_run(&spec, &res, &err), 0);
+    assert_string_equal(res.isolation, "none");
+}
+
 static void workspace_remove_handles_plain_dirs(void **state)
 {
     struct fixture *f = *state;
@@ -596,6 +861,11 @@ int main(void)
         cmocka_unit_test(background_processes_die_with_the_step),
         cmocka_unit_test(disk_filler_hits_workspace_cap),
         cmocka_unit_test(cpu_limit_is_applied),
+        cmocka_unit_test(files_arrive_on_readonly_tmpfs),
+        cmocka_unit_test(files_stay_out_of_argv_and_environ),
+        cmocka_unit_test(many_files_in_one_run),
+        cmocka_unit_test(hostile_file_specs_are_refused),
+        cmocka_unit_test(files_refuse_unisolated_runs),
         cmocka_unit_test(workspace_remove_handles_plain_dirs),
     };
     return cmocka_run_group_tests_name("sandbox", tests, setup, teardown);
