@@ -74,6 +74,8 @@ extern const size_t api_ci_nroutes;
 extern const struct api_route api_artifact_routes[];
 extern const size_t api_artifact_nroutes;
 extern const struct api_route api_runtime_routes[];
+extern const struct api_route api_deploy_routes[];
+extern const size_t api_deploy_nroutes;
 extern const size_t api_runtime_nroutes;
 /* The i-th route across all tables, or NULL. */
 const struct api_route *api_route_at(size_t i);

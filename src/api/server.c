@@ -130,6 +130,7 @@ static const struct {
     {api_ci_routes, &api_ci_nroutes},
     {api_artifact_routes, &api_artifact_nroutes},
     {api_runtime_routes, &api_runtime_nroutes},
+    {api_deploy_routes, &api_deploy_nroutes},
 };
 
 const struct api_route *api_route_at(size_t i)

@@ -113,7 +113,7 @@ static const struct schema_field env_value = {
 
 static const struct schema_field secret_item = {
     .noun = "secret name", .type = SCHEMA_STRING, .check = schema_check_env_name,
-    .doc = "name of a secret injected as an environment variable",
+    .doc = "name of a secret delivered to each replica as the file /run/secrets/<name>",
 };
 
 static const struct schema_field run_fields[] = {
@@ -130,7 +130,8 @@ static const struct schema_field run_fields[] = {
      .doc = "environment variables; names match `[A-Za-z_][A-Za-z0-9_]*`"},
     {.key = "secrets", .type = SCHEMA_LIST, .max = 256, .item = &secret_item,
      .check = schema_check_unique,
-     .doc = "secret names injected as environment variables; unique, not also in env"},
+     .doc = "secret names, each delivered as a read-only file /run/secrets/<name> on a tmpfs "
+            "(never in the environment); unique, not also in env"},
     {0},
 };
 

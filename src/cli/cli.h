@@ -114,6 +114,11 @@ int cli_cmd_runs(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_secret(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_artifacts(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_render(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_deploy(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_status(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_rollback(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_scale(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_deployments(struct cli_ctx *ctx, int argc, char **argv);
 
 /* The command table, for help and completion. */
 struct cli_command {

@@ -10,6 +10,7 @@
 #include "artifact/artifact.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
+#include "deploy/deploy.h"
 #include "ci/ci.h"
 #include "cli/cli.h"
 #include "secret/secret.h"
@@ -25,6 +26,9 @@ struct server_opts {
     bool write_token;
     const char *ci_workers;
     bool allow_unisolated;
+    const char *ingress;        /* ADDR:PORT of the load balancer, "off", NULL: off */
+    const char *service_ports;  /* first service-discovery port */
+    bool stop_workloads;        /* on exit, stop replicas and HAProxy too */
 };
 
 static int parse_listen(const char *listen, char *addr, size_t addrsz, int *port)
@@ -53,6 +57,7 @@ static int run_server(const struct server_opts *o)
     struct ci_runner *runner = NULL;
     struct registry *reg = NULL;
     struct artifact_signer *signer = NULL;
+    struct deploy_controller *dc = NULL;
     int rc = CLI_FAIL;
     char addr[64];
     int port;
@@ -143,6 +148,35 @@ static int run_server(const struct server_opts *o)
         cli_error("cannot start the pipeline runner: %s", err.msg);
         goto out;
     }
+    if (o->ingress && strcmp(o->ingress, "off") != 0) {
+        char iaddr[64], self[4096];
+        int iport = 0;
+        long base = o->service_ports ? strtol(o->service_ports, NULL, 10) : DEPLOY_PORT_BASE;
+        if (parse_listen(o->ingress, iaddr, sizeof(iaddr), &iport) || iport == 0) {
+            cli_error("invalid --ingress '%s': use ADDRESS:PORT, e.g. 127.0.0.1:8080, or off",
+                      o->ingress);
+            rc = CLI_USAGE;
+            goto out;
+        }
+        if (base < 1024 || base > 65000) {
+            cli_error("--service-ports must be a port from 1024 to 65000");
+            rc = CLI_USAGE;
+            goto out;
+        }
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        self[n > 0 ? n : 0] = 0;
+        struct deploy_config dcfg = {.data_dir = o->data_dir, .self_exe = self, .st = st,
+                                     .cat = cat, .reg = reg, .secrets = box,
+                                     .listen_addr = iaddr, .ingress_port = iport,
+                                     .port_base = (int)base,
+                                     .allow_unisolated = o->allow_unisolated};
+        if (!(dc = deploy_start(&dcfg, &err))) {
+            cli_error("cannot start deployments: %s (install haproxy with scripts/install-deps, "
+                      "or run with --ingress off)",
+                      err.msg);
+            goto out;
+        }
+    }
     struct portal_deps pdeps = {.st = st, .cat = cat, .runner = runner, .data_dir = o->data_dir,
                                 .registry = reg, .signer = signer};
     if (!(portal = portal_new(&pdeps, &err))) {
@@ -152,7 +186,7 @@ static int run_server(const struct server_opts *o)
     struct api_config cfg = {.listen_addr = addr, .port = port};
     struct api_deps deps = {.st = st, .cat = cat, .portal = portal, .runner = runner,
                             .secrets = box, .signer = signer, .data_dir = o->data_dir,
-                            .registry = reg};
+                            .registry = reg, .deploy = dc};
     if (!(srv = api_server_start(&cfg, &deps, &err))) {
         cli_error("%s", err.msg);
         goto out;
@@ -167,6 +201,9 @@ static int run_server(const struct server_opts *o)
            addr, bound);
     printf("  Data dir: %s\n", o->data_dir);
     printf("  Pipelines: %ld worker(s), isolation %s\n", workers, ci_runner_isolation(runner));
+    if (dc)
+        printf("  Load balancer: http://%s (HAProxy); deploy with 'pave deploy SERVICE --env ENV'\n",
+               o->ingress);
     if (created) {
         printf("  Admin token (shown once; only its hash is stored): %s\n", token);
         if (o->write_token)
@@ -185,6 +222,13 @@ static int run_server(const struct server_opts *o)
 out:
     /* Stop what uses the others first: requests, then the portal, then runs in progress. */
     api_server_stop(srv);
+    if (dc && o->stop_workloads) {
+        deploy_stop_all(dc);
+    } else if (dc) {
+        deploy_stop(dc);
+        printf("Deployed replicas and the load balancer keep running; the next start adopts "
+               "them (stop everything with --stop-workloads).\n");
+    }
     portal_free(portal);
     ci_runner_stop(runner);
     registry_free(reg);
@@ -210,7 +254,13 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
                "                      DIR/admin.token (mode 0600), as 'pave up' does\n"
                "  --ci-workers N      pipeline runs at once (default 2)\n"
                "  --allow-unisolated  run pipeline steps without namespaces where bubblewrap\n"
-               "                      is unavailable (default: such steps fail)\n");
+               "                      is unavailable (default: such steps fail)\n"
+               "  --ingress ADDR:PORT start the load balancer (HAProxy) there and enable\n"
+               "                      deployments (default off; 'pave up' uses 127.0.0.1:8080)\n"
+               "  --service-ports N   first port of the per-service discovery addresses\n"
+               "                      (<NAME>_URL; default 18000)\n"
+               "  --stop-workloads    on exit also stop deployed replicas and HAProxy (by\n"
+               "                      default they keep serving and the next start adopts them)\n");
         return CLI_OK;
     }
     struct server_opts o = {.data_dir = ".pave", .listen = "127.0.0.1:7070"};
@@ -221,6 +271,9 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
         {"demo", 0, NULL, &o.demo},
         {"ci-workers", 0, &o.ci_workers, NULL},
         {"allow-unisolated", 0, NULL, &o.allow_unisolated},
+        {"ingress", 0, &o.ingress, NULL},
+        {"service-ports", 0, &o.service_ports, NULL},
+        {"stop-workloads", 0, NULL, &o.stop_workloads},
         {NULL, 0, NULL, NULL},
     };
     char *pos[1];
@@ -235,19 +288,24 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
 int cli_cmd_up(struct cli_ctx *ctx, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
-        printf("usage: pave up [--data-dir DIR] [--listen ADDR:PORT]\n\n"
+        printf("usage: pave up [--data-dir DIR] [--listen ADDR:PORT] [--ingress ADDR:PORT|off]\n"
+               "               [--stop-workloads]\n\n"
                "Runs the whole platform on this machine with its embedded defaults: state in\n"
                "SQLite under ./.pave, API and portal on 127.0.0.1:7070, and a demo organization\n"
                "(teams payments and identity, three services, environments dev/staging/prod).\n"
                "The admin token is printed once on first start and kept in .pave/admin.token\n"
-               "(mode 0600) so the CLI on this machine works without 'pave login'.\n");
+               "(mode 0600) so the CLI on this machine works without 'pave login'.\n"
+               "The load balancer (HAProxy) listens on 127.0.0.1:8080 for 'pave deploy'.\n"
+               "Deployed replicas keep running when pave stops, unless --stop-workloads.\n");
         return CLI_OK;
     }
     struct server_opts o = {.data_dir = ".pave", .listen = "127.0.0.1:7070", .demo = true,
-                            .write_token = true};
+                            .write_token = true, .ingress = "127.0.0.1:8080"};
     const struct cli_opt opts[] = {
         {"data-dir", 'd', &o.data_dir, NULL},
         {"listen", 'l', &o.listen, NULL},
+        {"ingress", 0, &o.ingress, NULL},
+        {"stop-workloads", 0, NULL, &o.stop_workloads},
         {NULL, 0, NULL, NULL},
     };
     char *pos[1];

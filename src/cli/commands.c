@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "deploy/deploy.h"
 
 const struct cli_command cli_commands[] = {
     {"up", cli_cmd_up, "run the platform locally with embedded defaults and a demo organization",
@@ -30,6 +31,12 @@ const struct cli_command cli_commands[] = {
      "list show verify gc"},
     {"render", cli_cmd_render,
      "render a service for Kubernetes (Deployment, Service, Ingress, PDB, NetworkPolicy)", ""},
+    {"deploy", cli_cmd_deploy, "deploy an image of a service to an environment (rolling)", ""},
+    {"status", cli_cmd_status, "show what runs for a service: deployments, replicas, health", ""},
+    {"rollback", cli_cmd_rollback, "deploy again what an earlier deployment ran", ""},
+    {"scale", cli_cmd_scale, "change the number of replicas of a deployed service", ""},
+    {"deployments", cli_cmd_deployments, "list deployments: who, when, what, result",
+     "list show"},
     {"completion", cli_cmd_completion, "print a shell completion script (bash)", "bash"},
     {"version", cli_cmd_version, "print the version", ""},
     {NULL, NULL, NULL, NULL},
@@ -180,6 +187,8 @@ int cli_main(int argc, char **argv)
         usage(stdout);
         return CLI_OK;
     }
+    if (strcmp(argv[1], "shim") == 0) /* internal: a deployed replica's keeper */
+        return deploy_shim_main(argc, argv);
     if (strcmp(argv[1], "--version") == 0)
         return cli_cmd_version(NULL, 1, argv);
     for (const struct cli_command *c = cli_commands; c->name; c++) {

@@ -166,6 +166,38 @@ static const char *const migrations[] = {
     "  repo TEXT NOT NULL,"
     "  created_ms INTEGER NOT NULL,"
     "  updated_ms INTEGER NOT NULL);",
+    /* 5: deployments: every deploy, rollback and scale (who, when, what, result), the desired
+     * state per service and environment, and the stable service-discovery port of each */
+    "CREATE TABLE deployments ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  service TEXT NOT NULL,"
+    "  env TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  image TEXT NOT NULL,"
+    "  digest TEXT,"
+    "  rev TEXT,"
+    "  replicas INTEGER NOT NULL,"
+    "  max_surge INTEGER NOT NULL,"
+    "  max_unavailable INTEGER NOT NULL,"
+    "  health_deadline_ms INTEGER NOT NULL,"
+    "  spec TEXT,"
+    "  actor TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  message TEXT,"
+    "  rollback_of INTEGER,"
+    "  created_at TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  finished_at TEXT);"
+    "CREATE INDEX deployments_target ON deployments(service, env, id);"
+    "CREATE INDEX deployments_state ON deployments(state, id);"
+    "CREATE TABLE deploy_targets ("
+    "  service TEXT NOT NULL,"
+    "  env TEXT NOT NULL,"
+    "  port INTEGER NOT NULL UNIQUE,"
+    "  desired_id INTEGER,"
+    "  stable_id INTEGER,"
+    "  replicas INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (service, env));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
