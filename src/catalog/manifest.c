@@ -199,6 +199,8 @@ static const struct schema_field spec_fields[] = {
      .doc = "routing from the ingress to the service"},
     {.key = "dependencies", .type = SCHEMA_LIST, .max = 128, .item = &dependency_item,
      .check = check_dependencies, .doc = "services and resources this service uses"},
+    {.key = "strict", .type = SCHEMA_BOOL, .dflt = "false",
+     .doc = "refuse callers that do not list this service in their spec.dependencies"},
     {.key = "slo", .type = SCHEMA_MAP, .sub = slo_fields, .doc = "service level objectives"},
     {.key = "docs", .type = SCHEMA_STRING, .max = 1024, .check = schema_check_relpath,
      .doc = "documentation folder, a path relative to the repository root"},

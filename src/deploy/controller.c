@@ -32,6 +32,7 @@ struct replica {
     char service[64], env[64];
     int64_t seq, deployment, created_ms, retiring_ms;
     char rev[65];
+    char log[4400]; /* stdout and stderr of the replica, kept after it stops */
     int port;
     char slot[16];
     bool alive, ready, was_ready, gone;
@@ -290,6 +291,8 @@ static void scan_replicas(struct deploy_controller *dc, struct replicas *rs)
         r->deployment = json_integer_value(json_object_get(spec, "deployment"));
         r->created_ms = json_integer_value(json_object_get(spec, "created_ms"));
         r->port = (int)json_integer_value(json_object_get(spec, "port"));
+        snprintf(r->log, sizeof(r->log), "%s",
+                 json_string_value(json_object_get(spec, "log")) ?: "");
         json_decref(spec);
         char buf[64];
         get_small(r, "slot", r->slot, sizeof(r->slot));
@@ -364,20 +367,44 @@ static int slot_sessions(struct deploy_controller *dc, const char *backend, cons
     return sessions;
 }
 
+static int link_row(void *arg, const struct store_row *row)
+{
+    json_array_append_new(arg, json_integer(store_row_int(row, "port")));
+    return 0;
+}
+
 static void ensure_route(struct deploy_controller *dc, const struct target *t, json_t *spec)
 {
-    json_t *want = json_pack("{s:O?,s:O?,s:O?,s:i}", "host", json_object_get(spec, "host"),
+    struct core_err err = {0};
+    json_t *links = json_array();
+    struct store_value k[] = {STORE_V_TEXT(t->service), STORE_V_TEXT(t->env)};
+    if (store_query(dc->cfg.st, "SELECT port FROM deploy_links WHERE service=? AND env=? ORDER "
+                                "BY port LIMIT 256",
+                    k, 2, link_row, links, &err) < 0) {
+        json_decref(links);
+        return;
+    }
+    json_t *want = json_pack("{s:O?,s:O?,s:O?,s:i,s:O,s:b}", "host", json_object_get(spec, "host"),
                              "paths", json_object_get(spec, "paths"), "health",
-                             json_object_get(spec, "health_path"), "port", t->port);
+                             json_object_get(spec, "health_path"), "port", t->port, "callers",
+                             links, "strict", json_is_true(json_object_get(spec, "strict")));
     char *text = want ? json_dumps(want, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
     json_decref(want);
-    if (!text)
+    if (!text) {
+        json_decref(links);
         return;
+    }
     const char *have = json_string_value(json_object_get(dc->routes, t->backend));
     if (have && strcmp(have, text) == 0) {
         free(text);
+        json_decref(links);
         return;
     }
+    int callers[256];
+    size_t ncallers = 0;
+    for (size_t i = 0; i < json_array_size(links) && ncallers < 256; i++)
+        callers[ncallers++] = (int)json_integer_value(json_array_get(links, i));
+    json_decref(links);
     const char *paths[64];
     size_t npaths = 0;
     size_t i;
@@ -392,8 +419,10 @@ static void ensure_route(struct deploy_controller *dc, const struct target *t, j
         .npaths = npaths,
         .health_path = json_string_value(json_object_get(spec, "health_path")),
         .internal_port = t->port,
+        .caller_ports = callers,
+        .ncaller_ports = ncallers,
+        .strict = json_is_true(json_object_get(spec, "strict")),
     };
-    struct core_err err = {0};
     /* without a host the service is reachable only at its discovery port */
     if (!route.host && !npaths) {
         static const char *const none[] = {"/.pave-internal-only"};
@@ -494,14 +523,17 @@ static int launch(struct deploy_controller *dc, const struct target *t, const st
     json_array_append_new(envv, json_string(inst));
     char cg[200];
     snprintf(cg, sizeof(cg), "%s-%s-%lld", t->service, t->env, (long long)seq);
-    spec = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:I,s:o,s:o,s:s,s:s,s:O,s:O,s:O,s:i,s:I}",
+    char logp[4400];
+    snprintf(logp, sizeof(logp), "%s/%s.log", dc->logs, r.name);
+    spec = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:I,s:o,s:o,s:s,s:s,s:O,s:O,s:O,s:i,s:I,s:s,s:b}",
                      "name", cg, "service", t->service, "env", t->env, "deployment",
                      (json_int_t)d->id, "rev", d->rev, "digest", d->digest, "seq",
                      (json_int_t)seq, "argv", argv, "environ", envv, "bundle", img.dir, "workdir",
                      "/app", "cpu_millicores", json_object_get(d->spec, "cpu_millicores"),
                      "memory_bytes", json_object_get(d->spec, "memory_bytes"), "pids",
                      json_object_get(d->spec, "pids"), "port", port, "created_ms",
-                     (json_int_t)core_now_ms());
+                     (json_int_t)core_now_ms(), "log", logp, "allow_unisolated",
+                     dc->cfg.allow_unisolated);
     if (!spec || !port) {
         rc = core_err_set(err, CORE_E_NOMEM, "cannot prepare the replica spec");
         goto out;
@@ -795,13 +827,12 @@ out:;
         struct replica *r = &all->v[i];
         if (r->gone || strcmp(r->service, t->service) || strcmp(r->env, t->env))
             continue;
-        json_t *o = json_pack("{s:s,s:I,s:s+,s:i,s:s,s:b,s:b}", "name", r->name, "deployment",
-                              (json_int_t)r->deployment, "revision", "", r->port ? "" : "",
-                              "port", r->port, "slot", r->slot, "ready", r->ready, "draining",
-                              r->retiring_ms != 0);
         char shortrev[13];
         snprintf(shortrev, sizeof(shortrev), "%.12s", r->rev);
-        json_object_set_new(o, "revision", json_string(shortrev));
+        json_t *o = json_pack("{s:s,s:I,s:s,s:i,s:s,s:b,s:b}", "name", r->name, "deployment",
+                              (json_int_t)r->deployment, "revision", shortrev, "port", r->port,
+                              "slot", r->slot, "ready", r->ready, "draining",
+                              r->retiring_ms != 0);
         const char *k;
         json_t *v;
         json_object_foreach (r->status, k, v)
@@ -810,6 +841,7 @@ out:;
         char ts[40];
         core_time_format(r->created_ms, ts, sizeof(ts));
         json_object_set_new(o, "created_at", json_string(ts));
+        json_object_set_new(o, "log", json_string(r->log));
         json_array_append_new(reps, o);
     }
     char key[140];
@@ -948,11 +980,12 @@ struct deploy_controller *deploy_start(const struct deploy_config *cfg, struct c
     dc->port_base = cfg->port_base ? cfg->port_base : DEPLOY_PORT_BASE;
     dc->next_seq = 1;
     snprintf(dc->root, sizeof(dc->root), "%s/deploy/replicas", dc->data_dir);
+    snprintf(dc->logs, sizeof(dc->logs), "%s/deploy/logs", dc->data_dir);
     if (!dc->data_dir || !dc->self_exe || !dc->listen_addr || !dc->snapshot || !dc->routes) {
         core_err_set(err, CORE_E_NOMEM, "out of memory");
         goto fail;
     }
-    if (core_mkdir_p(dc->root, 0700, err))
+    if (core_mkdir_p(dc->root, 0700, err) || core_mkdir_p(dc->logs, 0700, err))
         goto fail;
     struct ingress_config ic = {
         .data_dir = dc->data_dir,

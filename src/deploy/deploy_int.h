@@ -14,7 +14,6 @@
 #define SHIM_LOCK "lock"          /* flock'ed by the shim for its whole life */
 #define SHIM_PID "shim.pid"
 #define SHIM_LOG "shim.log"       /* the shim's own messages */
-#define SHIM_REPLICA_LOG "replica.log" /* the replica's stdout and stderr */
 #define SHIM_SECRETS_MAX (4u << 20)
 
 /* Starts `self_exe shim DIR` as a detached process (own session, not our child) and hands it
@@ -44,6 +43,7 @@ struct deploy_controller {
     struct deploy_config cfg; /* strings point into the copies below */
     char *data_dir, *self_exe, *listen_addr, *haproxy_bin;
     char root[4096];          /* DATA/deploy/replicas */
+    char logs[4096];          /* DATA/deploy/logs: <replica>.log, kept after the replica */
     int port_base;
     struct ingress *ing;      /* reconciler thread only */
     pthread_t thread;

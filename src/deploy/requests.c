@@ -69,6 +69,48 @@ static int load_service(struct deploy_controller *dc, const struct catalog_actor
     return 0;
 }
 
+/* The next free port of the discovery range (targets and links share it). */
+static int next_port(struct deploy_controller *dc, int64_t *p, struct core_err *err)
+{
+    int64_t maxp = 0;
+    int rc = store_query_int(dc->cfg.st,
+                             "SELECT MAX(m) FROM (SELECT COALESCE(MAX(port), 0) AS m FROM "
+                             "deploy_targets UNION ALL SELECT COALESCE(MAX(port), 0) FROM "
+                             "deploy_links)",
+                             NULL, 0, &maxp, err);
+    if (rc)
+        return rc;
+    *p = maxp >= dc->port_base ? maxp + 1 : dc->port_base;
+    if (*p > 65535)
+        return core_err_set(err, CORE_E_TOO_BIG, "no service-discovery port left");
+    return 0;
+}
+
+/* The port on which `caller` reaches `service` in env (a link), created on first use. */
+static int link_ensure(struct deploy_controller *dc, const char *caller, const char *service,
+                       const char *env, int *port, struct core_err *err)
+{
+    int64_t p = 0;
+    struct store_value k[] = {STORE_V_TEXT(caller), STORE_V_TEXT(service), STORE_V_TEXT(env)};
+    int rc = store_query_int(dc->cfg.st, "SELECT port FROM deploy_links WHERE caller=? AND "
+                                         "service=? AND env=?",
+                             k, 3, &p, err);
+    if (rc)
+        return rc;
+    if (!p) {
+        if ((rc = next_port(dc, &p, err)))
+            return rc;
+        struct store_value v[] = {STORE_V_TEXT(caller), STORE_V_TEXT(service), STORE_V_TEXT(env),
+                                  STORE_V_INT(p)};
+        if ((rc = store_exec(dc->cfg.st, "INSERT INTO deploy_links(caller, service, env, port) "
+                                         "VALUES (?, ?, ?, ?)",
+                             v, 4, NULL, err)))
+            return rc;
+    }
+    *port = (int)p;
+    return 0;
+}
+
 int deploy_target_ensure(struct deploy_controller *dc, const char *service, const char *env,
                          int *port, struct core_err *err)
 {
@@ -83,13 +125,8 @@ int deploy_target_ensure(struct deploy_controller *dc, const char *service, cons
             *port = (int)p;
         return 0;
     }
-    int64_t maxp = 0;
-    if ((rc = store_query_int(dc->cfg.st, "SELECT COALESCE(MAX(port), 0) FROM deploy_targets",
-                              NULL, 0, &maxp, err)))
+    if ((rc = next_port(dc, &p, err)))
         return rc;
-    p = maxp >= dc->port_base ? maxp + 1 : dc->port_base;
-    if (p > 65535)
-        return core_err_set(err, CORE_E_TOO_BIG, "no service-discovery port left");
     struct store_value v[] = {STORE_V_TEXT(service), STORE_V_TEXT(env), STORE_V_INT(p)};
     if ((rc = store_exec(dc->cfg.st,
                          "INSERT INTO deploy_targets(service, env, port, replicas) "
@@ -205,7 +242,10 @@ static json_t *run_spec(struct deploy_controller *dc, const char *service, const
         if (!dep)
             continue;
         int port = 0;
-        if (deploy_target_ensure(dc, dep, env, &port, err))
+        /* the dependency's own discovery port exists too; the caller gets a link of its own,
+         * which also reaches a strict dependency */
+        if (deploy_target_ensure(dc, dep, env, NULL, err) ||
+            link_ensure(dc, service, dep, env, &port, err))
             goto done;
         char name[160], *kv = NULL;
         url_var(dep, name, sizeof(name));
@@ -277,6 +317,7 @@ static json_t *run_spec(struct deploy_controller *dc, const char *service, const
     json_object_set_new(spec, "memory_bytes", json_integer(mem));
     json_object_set_new(spec, "pids", json_integer(1024));
     json_object_set_new(spec, "http", json_boolean(http));
+    json_object_set_new(spec, "strict", json_boolean(json_is_true(json_object_get(s, "strict"))));
     json_object_set_new(spec, "health_path", json_string(hpath ? hpath : "/"));
     json_object_set_new(spec, "host", json_string(hostbuf));
     json_object_set_new(spec, "paths", paths);

@@ -327,8 +327,6 @@ int deploy_shim_main(int argc, char **argv)
             i++;
         }
     }
-    char replica_log[4200];
-    path_in(replica_log, sizeof(replica_log), dir, SHIM_REPLICA_LOG);
     const char *bundle = json_string_value(json_object_get(spec, "bundle"));
     const char *workdir = json_string_value(json_object_get(spec, "workdir"));
     struct runtime_replica_spec rs = {
@@ -340,10 +338,11 @@ int deploy_shim_main(int argc, char **argv)
                    .memory_bytes = json_integer_value(json_object_get(spec, "memory_bytes")),
                    .pids = json_integer_value(json_object_get(spec, "pids"))},
         .log_fd = -1,
-        .log_path = replica_log,
+        .log_path = json_string_value(json_object_get(spec, "log")),
         .port = (int)json_integer_value(json_object_get(spec, "port")),
         .files = files,
         .nfiles = nfiles,
+        .allow_unisolated = json_is_true(json_object_get(spec, "allow_unisolated")),
     };
     const char *name = json_string_value(json_object_get(spec, "name"));
     /* block the stop signals before threads start, so only sigtimedwait below sees them */

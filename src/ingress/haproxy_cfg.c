@@ -133,6 +133,14 @@ int ingress_cfg_render(const struct ingress_cfg_input *in, struct core_buf *out,
                               s->internal_port, s->name);
             goto out;
         }
+        for (size_t j = 0; j < s->ncaller_ports; j++) {
+            if (s->caller_ports[j] < 1 || s->caller_ports[j] > 65535 ||
+                s->caller_ports[j] == in->listen_port) {
+                rc = core_err_set(err, CORE_E_INVAL, "caller port %d of service '%s' is invalid",
+                                  s->caller_ports[j], s->name);
+                goto out;
+            }
+        }
         for (size_t k = 0; s->internal_port && k < i; k++) {
             if (in->services[k].internal_port == s->internal_port) {
                 rc = core_err_set(err, CORE_E_CONFLICT,
@@ -198,15 +206,26 @@ int ingress_cfg_render(const struct ingress_cfg_input *in, struct core_buf *out,
         if (rc == 0)
             rc = core_buf_adds(out, "\n");
     }
-    /* service discovery: one frontend per internal port, every request to the backend */
+    /* service discovery: one frontend per internal port, every request to the backend; a
+     * strict service refuses there and is reached only through its declared callers' ports */
     for (size_t i = 0; rc == 0 && i < in->nservices; i++) {
         const struct ingress_service *s = &in->services[i];
         if (s->internal_port)
             rc = core_buf_addf(out,
                                "\nfrontend fe_int_%s\n"
                                "    bind %s%s:%d\n"
+                               "%s"
                                "    default_backend be_%s\n",
-                               s->name, v6, in->listen_addr, s->internal_port, s->name);
+                               s->name, v6, in->listen_addr, s->internal_port,
+                               s->strict ? "    http-request deny deny_status 403\n" : "",
+                               s->name);
+        for (size_t j = 0; rc == 0 && j < s->ncaller_ports; j++)
+            rc = core_buf_addf(out,
+                               "\nfrontend fe_call_%s_%d\n"
+                               "    bind %s%s:%d\n"
+                               "    default_backend be_%s\n",
+                               s->name, s->caller_ports[j], v6, in->listen_addr,
+                               s->caller_ports[j], s->name);
     }
     for (size_t i = 0; rc == 0 && i < in->nservices; i++) {
         const struct ingress_service *s = &in->services[i];

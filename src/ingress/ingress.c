@@ -70,6 +70,7 @@ static void service_release(struct ingress_service *s)
         core_free(s->paths[i]);
     core_free(s->paths);
     core_free(s->health_path);
+    core_free(s->caller_ports);
     core_free(s->used);
     memset(s, 0, sizeof(*s));
 }
@@ -480,7 +481,12 @@ static int routes_save(struct ingress *ing, struct core_err *err)
               json_object_set_new(o, "health_path",
                                   json_string(s->health_path ? s->health_path
                                                              : INGRESS_DEFAULT_HEALTH_PATH)) ||
-              json_object_set_new(o, "internal_port", json_integer(s->internal_port));
+              json_object_set_new(o, "internal_port", json_integer(s->internal_port)) ||
+              json_object_set_new(o, "strict", json_boolean(s->strict));
+        json_t *callers = bad ? NULL : json_array();
+        bad = bad || !callers || json_object_set_new(o, "caller_ports", callers);
+        for (size_t j = 0; !bad && j < s->ncaller_ports; j++)
+            bad = json_array_append_new(callers, json_integer(s->caller_ports[j])) != 0;
         if (bad) {
             rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
             goto out;
@@ -557,6 +563,28 @@ static int routes_load(struct ingress *ing, struct core_err *err)
         s->host = host ? core_strdup(host) : NULL;
         s->health_path = hp && strcmp(hp, INGRESS_DEFAULT_HEALTH_PATH) ? core_strdup(hp) : NULL;
         s->internal_port = (int)ip;
+        s->strict = json_is_true(json_object_get(o, "strict"));
+        json_t *callers = json_object_get(o, "caller_ports");
+        if (callers && (!json_is_array(callers) ||
+                        json_array_size(callers) > INGRESS_MAX_CALLERS)) {
+            rc = core_err_set(err, CORE_E_INVAL, "'%s': bad caller ports in '%s'",
+                              ing->routes_path, name);
+            goto out;
+        }
+        s->caller_ports = core_calloc(json_array_size(callers) + 1, sizeof(int));
+        if (!s->caller_ports) {
+            rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t j = 0; j < json_array_size(callers); j++) {
+            json_int_t cp = json_integer_value(json_array_get(callers, j));
+            if (!json_is_integer(json_array_get(callers, j)) || cp < 1 || cp > 65535) {
+                rc = core_err_set(err, CORE_E_INVAL, "'%s': bad caller port in '%s'",
+                                  ing->routes_path, name);
+                goto out;
+            }
+            s->caller_ports[s->ncaller_ports++] = (int)cp;
+        }
         s->paths = core_calloc(json_array_size(paths) + 1, sizeof(*s->paths));
         s->used = core_calloc((size_t)ing->max_servers, sizeof(*s->used));
         if (!s->name || (host && !s->host) || !s->paths || !s->used ||
@@ -831,6 +859,22 @@ const char *ingress_config_path(const struct ingress *ing)
 
 /* ---- routing --------------------------------------------------------------------------- */
 
+/* Name of the service other than `except` that listens on port (internal or caller port). */
+static const char *port_owner(const struct ingress *ing, int port, const char *except)
+{
+    for (size_t i = 0; i < ing->nsvcs; i++) {
+        const struct ingress_service *s = &ing->svcs[i];
+        if (strcmp(s->name, except) == 0)
+            continue;
+        if (s->internal_port == port)
+            return s->name;
+        for (size_t j = 0; j < s->ncaller_ports; j++)
+            if (s->caller_ports[j] == port)
+                return s->name;
+    }
+    return NULL;
+}
+
 static const char *health_or_default(const char *hp)
 {
     return hp ? hp : INGRESS_DEFAULT_HEALTH_PATH;
@@ -842,8 +886,12 @@ static bool same_route(const struct ingress_service *s, const char *host,
     if ((s->host == NULL) != (host == NULL) || (host && strcmp(s->host, host) != 0))
         return false;
     if (s->npaths != r->npaths || s->internal_port != r->internal_port ||
-        strcmp(health_or_default(s->health_path), health_path) != 0)
+        strcmp(health_or_default(s->health_path), health_path) != 0 || s->strict != r->strict ||
+        s->ncaller_ports != r->ncaller_ports)
         return false;
+    for (size_t i = 0; i < r->ncaller_ports; i++)
+        if (s->caller_ports[i] != r->caller_ports[i])
+            return false;
     for (size_t i = 0; i < r->npaths; i++)
         if (strcmp(s->paths[i], r->paths[i]) != 0)
             return false;
@@ -913,12 +961,32 @@ int ingress_route_set(struct ingress *ing, const char *service, const struct ing
                           route->internal_port, service);
         goto out;
     }
-    for (size_t i = 0; route->internal_port && i < ing->nsvcs; i++) {
-        if (ing->svcs[i].internal_port == route->internal_port &&
-            strcmp(ing->svcs[i].name, service) != 0) {
-            rc = core_err_set(err, CORE_E_CONFLICT,
-                              "internal port %d is already used by service '%s'",
-                              route->internal_port, ing->svcs[i].name);
+    if (route->ncaller_ports > INGRESS_MAX_CALLERS ||
+        (route->ncaller_ports && !route->caller_ports)) {
+        rc = core_err_set(err, CORE_E_INVAL, "service '%s': at most %d caller ports", service,
+                          INGRESS_MAX_CALLERS);
+        goto out;
+    }
+    /* every port of this route: not the listen port, not another service's, no repeats */
+    for (size_t k = 0; k <= route->ncaller_ports; k++) {
+        int port = k == 0 ? route->internal_port : route->caller_ports[k - 1];
+        if (k > 0 && (port < 1 || port > 65535 || port == ing->listen_port)) {
+            rc = core_err_set(err, CORE_E_INVAL, "caller port %d of service '%s' is invalid",
+                              port, service);
+            goto out;
+        }
+        for (size_t j = k + 1; port && j <= route->ncaller_ports; j++) {
+            if (route->caller_ports[j - 1] == port) {
+                rc = core_err_set(err, CORE_E_CONFLICT, "port %d appears twice in the route "
+                                                        "of service '%s'",
+                                  port, service);
+                goto out;
+            }
+        }
+        const char *owner = port ? port_owner(ing, port, service) : NULL;
+        if (owner) {
+            rc = core_err_set(err, CORE_E_CONFLICT, "port %d is already used by service '%s'",
+                              port, owner);
             goto out;
         }
     }
@@ -932,9 +1000,15 @@ int ingress_route_set(struct ingress *ing, const char *service, const struct ing
     ns.host = host ? core_strdup(host) : NULL;
     ns.health_path = custom_hp ? core_strdup(hp) : NULL;
     ns.internal_port = route->internal_port;
+    ns.strict = route->strict;
+    ns.caller_ports = core_calloc(route->ncaller_ports + 1, sizeof(int));
+    if (ns.caller_ports && route->ncaller_ports)
+        memcpy(ns.caller_ports, route->caller_ports, route->ncaller_ports * sizeof(int));
+    ns.ncaller_ports = ns.caller_ports ? route->ncaller_ports : 0;
     ns.paths = core_calloc(npaths ? npaths : 1, sizeof(*ns.paths));
     ns.used = cur ? NULL : core_calloc((size_t)ing->max_servers, sizeof(*ns.used));
     if (!ns.name || (host && !ns.host) || (custom_hp && !ns.health_path) || !ns.paths ||
+        !ns.caller_ports ||
         (!cur && !ns.used)) {
         rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
         goto out;

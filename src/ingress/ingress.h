@@ -52,6 +52,9 @@ struct ingress_route {
     const char *health_path;   /* NULL: "/healthz"; starts with '/', [A-Za-z0-9-._~/?=&%+:@,] */
     int internal_port;         /* 0: none; else a frontend on listen_addr:internal_port sends
                                   every request to this service (<NAME>_URL=http://ADDR:PORT) */
+    const int *caller_ports;   /* one more frontend per declared caller (at most 256) */
+    size_t ncaller_ports;
+    bool strict;               /* internal_port answers 403: only caller ports reach it */
 };
 
 enum ingress_admin {

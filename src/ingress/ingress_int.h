@@ -10,6 +10,7 @@ struct core_err;
 
 #define INGRESS_MAX_SERVERS 1024
 #define INGRESS_MAX_PATHS 64
+#define INGRESS_MAX_CALLERS 256
 #define INGRESS_DEFAULT_HEALTH_PATH "/healthz"
 
 struct ingress_service {
@@ -19,6 +20,9 @@ struct ingress_service {
     size_t npaths;
     char *health_path; /* NULL = "/healthz" */
     int internal_port; /* 0 = no internal frontend */
+    int *caller_ports; /* frontends of declared callers */
+    size_t ncaller_ports;
+    bool strict;       /* the internal frontend refuses (403); caller ports only */
     bool *used;   /* per slot, max_servers entries */
 };
 

@@ -61,6 +61,9 @@ struct runtime_replica_spec {
      * is freed), so the caller may wipe its own buffers once runtime_supervisor_start returns. */
     const struct sandbox_file *files;
     size_t nfiles;
+    /* Where bubblewrap cannot create namespaces, run the command as a plain process rather than
+     * refusing (the status's isolation then says "none"; files are refused unisolated). */
+    bool allow_unisolated;
 };
 
 enum runtime_replica_state {
@@ -103,13 +106,14 @@ typedef int (*runtime_replica_fn)(void *arg, const struct runtime_replica_status
 
 /*
  * Starts `replicas` (1..64) supervisor threads, each running spec's command in a sandbox (host
- * network, no unisolated fallback) in a loop: when the command exits it is started again after
+ * network; unisolated only with spec->allow_unisolated) in a loop: when the command exits it is started again after
  * a backoff of RUNTIME_BACKOFF_INITIAL_MS doubling up to RUNTIME_BACKOFF_MAX_MS (reset after a
  * run of RUNTIME_STABLE_MS); RUNTIME_CRASH_LOOP_EXITS exits within RUNTIME_CRASH_LOOP_WINDOW_MS
  * put the replica in "crash-loop", retried at the maximum backoff. name (borrowed) names the
  * cgroups ("<name>-<index>").
  * returns: owned by the caller, end with runtime_supervisor_stop(); NULL with err set:
- * CORE_E_INVAL (bad spec), CORE_E_UNSUPPORTED (bubblewrap cannot run here), CORE_E_IO (log
+ * CORE_E_INVAL (bad spec), CORE_E_UNSUPPORTED (bubblewrap cannot run here and
+ * spec->allow_unisolated is false), CORE_E_IO (log
  * file), CORE_E_NOMEM, CORE_E_INTERNAL (thread creation).
  */
 struct runtime_supervisor *runtime_supervisor_start(const char *name,

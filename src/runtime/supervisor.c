@@ -45,6 +45,7 @@ struct replica {
 };
 
 struct runtime_supervisor {
+    bool allow_unisolated;
     char **argv;
     char *bundle_dir;
     char *workdir;
@@ -156,7 +157,9 @@ static struct sandbox_file *files_copy(const struct sandbox_file *src, size_t n)
 
 static void expected_isolation(const struct sandbox_caps *caps, char *out, size_t outsz)
 {
-    if (caps->cgroup_version)
+    if (!caps->bwrap)
+        snprintf(out, outsz, "none");
+    else if (caps->cgroup_version)
         snprintf(out, outsz, "bwrap+cgroup-v%d", caps->cgroup_version);
     else
         snprintf(out, outsz, "bwrap");
@@ -217,7 +220,7 @@ static void *replica_main(void *arg)
         .nmounts = sup->bundle_dir ? 1 : 0,
         .limits = sup->limits,
         .network = true,
-        .allow_unisolated = false,
+        .allow_unisolated = sup->allow_unisolated,
         .out_fd = sup->log_fd,
         .name = r->name,
         .cancel = &r->cancel,
@@ -351,7 +354,8 @@ struct runtime_supervisor *runtime_supervisor_start(const char *name,
     sup->limits.timeout_ms = 0;
 
     sandbox_probe(&sup->caps);
-    if (!sup->caps.bwrap) {
+    sup->allow_unisolated = spec->allow_unisolated;
+    if (!sup->caps.bwrap && !sup->allow_unisolated) {
         core_err_set(err, CORE_E_UNSUPPORTED, "supervisor '%s': no isolation: %s", name,
                      sup->caps.detail);
         goto out;

@@ -198,6 +198,14 @@ static const char *const migrations[] = {
     "  stable_id INTEGER,"
     "  replicas INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (service, env));",
+    /* 6: service-to-service links: the port a declared caller reaches a dependency on (the
+     * only way into a strict service) */
+    "CREATE TABLE deploy_links ("
+    "  caller TEXT NOT NULL,"
+    "  service TEXT NOT NULL,"
+    "  env TEXT NOT NULL,"
+    "  port INTEGER NOT NULL UNIQUE,"
+    "  PRIMARY KEY (caller, service, env));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

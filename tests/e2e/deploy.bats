@@ -32,7 +32,6 @@ setup_file() {
     (cd "$E2E_CWD" && "$PAVE_BIN" init "$SVC" --template http-c --team payments) >/dev/null ||
         return 1
     git_push "first" || return 1
-    wait_run_ok 1 || return 1
 }
 
 teardown_file() {
@@ -90,14 +89,34 @@ kill_workloads() {
     return 0
 }
 
+# git_push MESSAGE [SERVICE]: commits the service's working tree and pushes it to the platform,
+# which queues a pipeline run; then waits (at most 300 s) for that run to succeed.
 git_push() {
+    local svc=${2:-$SVC} before
+    before=$(latest_run "$svc")
     (
-        cd "$E2E_CWD/$SVC" &&
+        cd "$E2E_CWD/$svc" &&
             { [ -d .git ] || git init -q -b main; } &&
             git add -A &&
             git -c user.email=e2e@pave.test -c user.name=e2e commit -qm "$1" &&
-            git push -q "http://pave:$PAVE_TOKEN@127.0.0.1:$MAIN_PORT/git/$SVC.git" main
-    ) >/dev/null 2>&1
+            git push -q "http://pave:$PAVE_TOKEN@127.0.0.1:$MAIN_PORT/git/$svc.git" main
+    ) >/dev/null 2>&1 || return 1
+    local id="" _
+    for _ in $(seq 1 100); do
+        id=$(latest_run "$svc")
+        [ -n "$id" ] && [ "$id" != "$before" ] && break
+        sleep 0.1
+    done
+    [ -n "$id" ] && [ "$id" != "$before" ] || {
+        echo "# the push queued no run" >&2
+        return 1
+    }
+    wait_run_ok "$id"
+}
+
+latest_run() {
+    curl -fsS -H "Authorization: Bearer $PAVE_TOKEN" "$PAVE_SERVER/api/v1/runs?service=$1" |
+        jq -r '[.items[].id] | max // empty'
 }
 
 # Waits (at most 300 s) for run ID to succeed.
@@ -236,6 +255,15 @@ wrk_totals() {
     [ "$output" = "$secret" ]
     run -0 nsenter -t "$pid" -m stat -f -c %T /run/secrets
     [ "$output" = tmpfs ]
+    # the manifest's memory limit (64Mi) is the replica's cgroup limit (v1 or v2)
+    local cg limit
+    if cg=$(sed -n 's/^[0-9]*:memory:\(.*\)$/\1/p' "/proc/$pid/cgroup") && [ -n "$cg" ]; then
+        limit=$(cat "/sys/fs/cgroup/memory$cg/memory.limit_in_bytes")
+    else
+        cg=$(sed -n 's/^0::\(.*\)$/\1/p' "/proc/$pid/cgroup")
+        limit=$(cat "/sys/fs/cgroup$cg/memory.max")
+    fi
+    [ "$limit" = 67108864 ]
     # the environment has the dependency's URL and no secret
     env_of=$(tr '\0' '\n' <"/proc/$pid/environ")
     [[ "$env_of" == *"LEDGER_URL=http://127.0.0.1:"* ]]
@@ -251,12 +279,33 @@ wrk_totals() {
     [ "$status" = 1 ]
 }
 
+@test "deploy: a strict service answers its declared callers only" {
+    run -0 pave init backend --template http-c --team payments
+    sed -i 's/^  replicas: 1$/  replicas: 1\n  strict: true/' backend/pave.yaml
+    run -0 pave catalog apply -f backend/pave.yaml
+    git_push first backend
+    run -0 pave deploy backend --env dev
+    # web declares backend: it gets an address of its own that reaches it
+    sed -i 's/dependencies: \[{ service: ledger }\]/dependencies: [{ service: ledger }, { service: backend }]/' "$SVC/pave.yaml"
+    run -0 pave catalog apply -f "$SVC/pave.yaml"
+    run -0 pave deploy "$SVC" --env dev
+    pid=$(replica_pids | head -n 1)
+    url=$(tr '\0' '\n' <"/proc/$pid/environ" | sed -n 's/^BACKEND_URL=//p')
+    [ -n "$url" ]
+    run -0 curl -fsS -m 5 "$url/"
+    [[ "$output" == *'"message":"hello from backend"'* ]]
+    # anyone else, through backend's shared discovery address, is refused
+    internal=$("$PAVE_BIN" status backend --env dev -o json | jq -r '.environments[0].internal_url')
+    run -0 curl -sS -m 5 -o /dev/null -w '%{http_code}' "$internal/"
+    [ "$output" = 403 ]
+    run -0 pave scale backend --env dev 0
+}
+
 @test "reliability: rolling v1 -> v2 under wrk through HAProxy: zero non-2xx, zero socket errors" {
     run -0 pave scale "$SVC" --env dev 2
     wait_status '[.environments[0].replicas[] | select(.ready)] | length == 2'
     sed -i "s/hello from/hi from/" "$SVC/src/main.c" "$SVC/tests/smoke.sh"
     git_push v2
-    wait_run_ok 2
     mkdir -p "$BATS_TEST_TMPDIR/wrk"
     pave deploy "$SVC" --env dev --image main >"$BATS_TEST_TMPDIR/deploy.out" 2>&1 &
     deployer=$!
