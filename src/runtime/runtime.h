@@ -7,7 +7,7 @@
  * manifest field becomes which object field. Second, the local driver's supervisor
  * (runtime_supervisor_*, src/runtime/supervisor.c): it keeps N replicas of one command running
  * on this machine, each isolated by the sandbox module, restarted with exponential backoff and
- * flagged when it crash-loops (docs/runtime.md). Nothing drives it yet; a deploy controller will.
+ * flagged when it crash-loops (docs/runtime.md). The deploy controller's replica shims drive it.
  *
  * The renderer is pure: it reads no store, opens no connection and applies nothing to a cluster.
  * It builds jansson values and leaves printing (YAML documents, a JSON List) to the caller, so
