@@ -5,8 +5,8 @@
  * type, flags, bounds, default, validator, one-line doc), walked by the schema module
  * (schema_parse()), which reports every problem at once at the file:line:column of the offending
  * node. This file holds the tables, the cross-field rules that only make sense for a manifest
- * (ports, health timing, rollout bounds, dependencies, SLOs), and the summary copied out of a
- * valid tree. The same tables generate the key reference in docs/manifest.md
+ * (ports, health timing, rollout bounds, autoscale range, dependencies, SLOs), and the summary
+ * copied out of a valid tree. The same tables generate the key reference in docs/manifest.md
  * (catalog_manifest_schema_markdown()).
  */
 #include "catalog/catalog.h"
@@ -28,6 +28,10 @@ static void check_run(struct schema_ctx *ctx, const struct schema_field *f,
                       const struct core_node *n, const char *path);
 static void check_rollout(struct schema_ctx *ctx, const struct schema_field *f,
                           const struct core_node *n, const char *path);
+static void check_autoscale(struct schema_ctx *ctx, const struct schema_field *f,
+                            const struct core_node *n, const char *path);
+static void check_spec(struct schema_ctx *ctx, const struct schema_field *f,
+                       const struct core_node *n, const char *path);
 static void check_dependency(struct schema_ctx *ctx, const struct schema_field *f,
                              const struct core_node *n, const char *path);
 static void check_dependencies(struct schema_ctx *ctx, const struct schema_field *f,
@@ -145,6 +149,16 @@ static const struct schema_field rollout_fields[] = {
     {0},
 };
 
+static const struct schema_field autoscale_fields[] = {
+    {.key = "min", .type = SCHEMA_INT, .flags = SCHEMA_REQUIRED, .min = 1, .max = 100,
+     .example = "min: 2", .doc = "fewest replicas"},
+    {.key = "max", .type = SCHEMA_INT, .flags = SCHEMA_REQUIRED, .min = 1, .max = 100,
+     .example = "max: 10", .doc = "most replicas; at least min"},
+    {.key = "cpu", .type = SCHEMA_INT, .min = 1, .max = 100, .dflt = "80",
+     .doc = "target average CPU utilization, in percent of the CPU request"},
+    {0},
+};
+
 static const struct schema_field expose_path_item = {
     .noun = "path", .type = SCHEMA_STRING, .max = 1024, .check = schema_check_urlpath,
     .doc = "URL path prefix routed to the service; starts with '/'",
@@ -193,6 +207,8 @@ static const struct schema_field spec_fields[] = {
      .doc = "how the runtime runs the service"},
     {.key = "replicas", .type = SCHEMA_INT, .min = 0, .max = 100, .dflt = "1",
      .doc = "number of instances"},
+    {.key = "autoscale", .type = SCHEMA_MAP, .sub = autoscale_fields, .check = check_autoscale,
+     .doc = "scale between min and max replicas on CPU use (Kubernetes only)"},
     {.key = "rollout", .type = SCHEMA_MAP, .sub = rollout_fields, .check = check_rollout,
      .doc = "how new versions replace old ones"},
     {.key = "expose", .type = SCHEMA_MAP, .sub = expose_fields,
@@ -216,7 +232,8 @@ static const struct schema_field root_fields[] = {
     {.key = "metadata", .type = SCHEMA_MAP, .flags = SCHEMA_REQUIRED, .sub = metadata_fields,
      .example = "metadata: { name: payments-api, team: payments }",
      .doc = "who the service is and who owns it"},
-    {.key = "spec", .type = SCHEMA_MAP, .sub = spec_fields, .doc = "what to build, run and expose"},
+    {.key = "spec", .type = SCHEMA_MAP, .sub = spec_fields, .check = check_spec,
+     .doc = "what to build, run and expose"},
     /* the document itself (see struct schema_field) */
     {.noun = "manifest", .example = "apiVersion: " CATALOG_API_VERSION,
      .doc = "keep pave.yaml small; move long text into the docs folder"},
@@ -351,6 +368,52 @@ static void check_rollout(struct schema_ctx *ctx, const struct schema_field *f,
     schema_report(ctx, unavail ? unavail : surge, ipath,
                   "set maxSurge: 1 to start a new replica before stopping an old one",
                   "maxSurge and maxUnavailable cannot both be 0 with strategy 'rolling'" );
+}
+
+/* Valid min and max of an autoscale map (each within its bounds), or false. */
+static bool autoscale_range(const struct core_node *n, const struct core_node **minn,
+                            const struct core_node **maxn, int64_t *min, int64_t *max)
+{
+    *minn = schema_map_get(n, "min", NULL);
+    *maxn = schema_map_get(n, "max", NULL);
+    return core_scalar_is_int(*minn, min) && *min >= 1 && *min <= 100 &&
+           core_scalar_is_int(*maxn, max) && *max >= 1 && *max <= 100;
+}
+
+static void check_autoscale(struct schema_ctx *ctx, const struct schema_field *f,
+                            const struct core_node *n, const char *path)
+{
+    const struct core_node *minn, *maxn;
+    int64_t min, max;
+    char ipath[SCHEMA_PATH_BUF];
+    if (!autoscale_range(n, &minn, &maxn, &min, &max) || max >= min)
+        return;
+    schema_join_path(ipath, sizeof(ipath), path, "max");
+    schema_report(ctx, maxn, ipath, "raise max or lower min",
+                  "autoscale max (%lld) must be at least min (%lld)", (long long)max,
+                  (long long)min);
+}
+
+/* Rules across spec's sections: an explicit replicas count must lie within autoscale's range. */
+static void check_spec(struct schema_ctx *ctx, const struct schema_field *f,
+                       const struct core_node *n, const char *path)
+{
+    const struct core_node *replicas = schema_map_get(n, "replicas", NULL);
+    const struct core_node *as = schema_map_get(n, "autoscale", NULL);
+    const struct core_node *minn, *maxn;
+    int64_t r, min, max;
+    char ipath[SCHEMA_PATH_BUF], hint[SCHEMA_HINT_BUF];
+    if (!core_scalar_is_int(replicas, &r) || r < 0 || r > 100 ||
+        !autoscale_range(as, &minn, &maxn, &min, &max) || max < min || (r >= min && r <= max))
+        return;
+    schema_join_path(ipath, sizeof(ipath), path, "replicas");
+    snprintf(hint, sizeof(hint),
+             "spec.autoscale keeps the count between %lld and %lld; remove replicas or move "
+             "it into that range",
+             (long long)min, (long long)max);
+    schema_report(ctx, replicas, ipath, hint,
+                  "replicas (%lld) is outside autoscale min (%lld) and max (%lld)", (long long)r,
+                  (long long)min, (long long)max);
 }
 
 static void check_dependency(struct schema_ctx *ctx, const struct schema_field *f,

@@ -1,5 +1,5 @@
 /* The Kubernetes renderer: a service's canonical manifest JSON to Deployment, Service, Ingress,
- * PodDisruptionBudget and NetworkPolicy objects (docs/kubernetes.md). */
+ * PodDisruptionBudget, NetworkPolicy and HorizontalPodAutoscaler objects (docs/kubernetes.md). */
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,8 +19,10 @@ struct render {
     char image[1024];
     json_t *ports;     /* spec.run.ports or NULL */
     json_t *http_port; /* the first http port item, else the first port, or NULL */
-    json_int_t replicas;
+    json_int_t replicas; /* spec.replicas, or autoscale.min when the HPA owns the count */
     json_int_t max_unavailable;
+    bool autoscale;      /* spec.autoscale is set: HPA rendered, Deployment replicas left out */
+    json_int_t as_min, as_max, as_cpu;
     bool nomem;
 };
 
@@ -294,6 +296,10 @@ static json_t *deployment(struct render *rd, struct core_err *err)
         json_pack("{s:I,s:{s:o},s:o,s:{s:o,s:{s:[o]}}}", "replicas", rd->replicas, "selector",
                   "matchLabels", selector_labels(rd), "strategy", st, "template", "metadata",
                   tmeta, "spec", "containers", c));
+    /* With an HPA the Deployment must not carry replicas: every apply would reset the count
+     * the HPA chose (the Kubernetes docs recommend leaving it out). */
+    if (rd->autoscale)
+        json_object_del(json_object_get(d, "spec"), "replicas");
     return d;
 }
 
@@ -408,6 +414,42 @@ static json_t *netpol(struct render *rd, bool exposed)
     return o;
 }
 
+/* Scales the Deployment between autoscale.min and .max on average CPU utilization, measured
+ * against the container's CPU request. */
+static json_t *hpa(struct render *rd)
+{
+    json_t *o = object(rd, "autoscaling/v2", "HorizontalPodAutoscaler");
+    put(rd, o, "spec",
+        json_pack("{s:{s:s,s:s,s:s},s:I,s:I,s:[{s:s,s:{s:s,s:{s:s,s:I}}}]}", "scaleTargetRef",
+                  "apiVersion", "apps/v1", "kind", "Deployment", "name", rd->name,
+                  "minReplicas", rd->as_min, "maxReplicas", rd->as_max, "metrics", "type",
+                  "Resource", "resource", "name", "cpu", "target", "type", "Utilization",
+                  "averageUtilization", rd->as_cpu));
+    return o;
+}
+
+/* Reads spec.autoscale when set. The catalog validated it already; this only guards against
+ * JSON that did not come from there. returns: 0 or CORE_E_INVAL. */
+static int autoscale(struct render *rd, struct core_err *err)
+{
+    json_t *as = dig(rd->m, "spec", "autoscale", NULL);
+    if (!as)
+        return 0;
+    json_t *min = json_object_get(as, "min");
+    json_t *max = json_object_get(as, "max");
+    json_t *cpu = json_object_get(as, "cpu");
+    rd->as_min = json_integer_value(min);
+    rd->as_max = json_integer_value(max);
+    rd->as_cpu = cpu ? json_integer_value(cpu) : 80;
+    if (!json_is_object(as) || !json_is_integer(min) || !json_is_integer(max) ||
+        (cpu && !json_is_integer(cpu)) || rd->as_min < 1 || rd->as_max > 100 ||
+        rd->as_max < rd->as_min || rd->as_cpu < 1 || rd->as_cpu > 100)
+        return core_err_set(err, CORE_E_INVAL, "invalid spec.autoscale");
+    rd->autoscale = true;
+    rd->replicas = rd->as_min;
+    return 0;
+}
+
 /* Image references: no whitespace or control characters, at most 1000 bytes. */
 static bool image_ok(const char *s)
 {
@@ -481,6 +523,8 @@ json_t *runtime_render_k8s(const char *manifest_json, const char *team, const ch
     rd.replicas = replicas ? json_integer_value(replicas) : 1;
     json_t *mu = dig(rd.m, "spec", "rollout", "maxUnavailable");
     rd.max_unavailable = mu ? json_integer_value(mu) : 0;
+    if (autoscale(&rd, err))
+        goto out;
 
     out = json_array();
     if (!(item = deployment(&rd, err)))
@@ -496,6 +540,8 @@ json_t *runtime_render_k8s(const char *manifest_json, const char *team, const ch
     if (rd.replicas > 1)
         push(&rd, out, pdb(&rd));
     push(&rd, out, netpol(&rd, json_is_object(expose)));
+    if (rd.autoscale)
+        push(&rd, out, hpa(&rd));
     if (rd.nomem) {
         core_err_set(err, CORE_E_NOMEM, "out of memory rendering '%s'", rd.name);
         goto out;

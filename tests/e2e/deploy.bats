@@ -160,8 +160,23 @@ wait_status() {
     return 1
 }
 
+# Pids of SERVICE's (default: web's) processes running under this data dir's shims.
 replica_pids() {
-    pgrep -f "^\./bin/$SVC\$" || true
+    local svc=${1:-$SVC} shim
+    for shim in $(pgrep -f "pave shim $E2E_DATA/deploy/replicas/$svc\." || true); do
+        descendants "$shim"
+    done | while read -r p; do
+        [ "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" = "./bin/$svc " ] && echo "$p"
+    done
+    return 0
+}
+
+descendants() {
+    local c
+    for c in $(pgrep -P "$1" || true); do
+        echo "$c"
+        descendants "$c"
+    done
 }
 
 # haproxy master processes of this data dir (workers are their children)

@@ -46,6 +46,35 @@ VALIDATE="$BATS_TEST_DIRNAME/k8s-validate/validate.mjs"
     [ "$(grep -c '^ok ' <<<"$output")" = 5 ]
 }
 
+@test "spec.autoscale renders a HorizontalPodAutoscaler that validates; the HPA owns replicas" {
+    run -0 pave catalog apply -f "$BATS_TEST_DIRNAME/fixtures/search-autoscale.yaml"
+    pave render search --env prod -o json >"$BATS_TEST_TMPDIR/hpa.json"
+    run jq -r '[.items[].kind] | join(",")' "$BATS_TEST_TMPDIR/hpa.json"
+    [ "$output" = "Deployment,Service,PodDisruptionBudget,NetworkPolicy,HorizontalPodAutoscaler" ]
+    run jq -r '.items[0].spec | has("replicas")' "$BATS_TEST_TMPDIR/hpa.json"
+    [ "$output" = "false" ]
+    run jq -r '.items[0].spec.template.spec.containers[0].resources.requests.cpu' \
+        "$BATS_TEST_TMPDIR/hpa.json"
+    [ "$output" = "250m" ]
+    run jq -c '.items[4] | [.apiVersion, .metadata.name, .metadata.namespace,
+        .spec.scaleTargetRef.kind, .spec.scaleTargetRef.name, .spec.minReplicas,
+        .spec.maxReplicas, .spec.metrics[0].resource.name,
+        .spec.metrics[0].resource.target.averageUtilization]' "$BATS_TEST_TMPDIR/hpa.json"
+    [ "$output" = '["autoscaling/v2","search","payments-prod","Deployment","search",2,6,"cpu",70]' ]
+    run jq -r '.items[2].spec.minAvailable' "$BATS_TEST_TMPDIR/hpa.json" # min 2 - maxUnavailable 1
+    [ "$output" = 1 ]
+    run node "$VALIDATE" "$BATS_TEST_TMPDIR/hpa.json"
+    echo "$output"
+    [ "$status" = 0 ]
+    [ "$(grep -c '^ok ' <<<"$output")" = 5 ]
+    [[ "$output" == *"ok autoscaling/v2/HorizontalPodAutoscaler payments-prod/search"* ]]
+    # the validator knows the HPA schema: a broken one is refused
+    jq '.items[4].spec.maxReplicas = "six"' "$BATS_TEST_TMPDIR/hpa.json" >"$BATS_TEST_TMPDIR/bad.json"
+    run node "$VALIDATE" "$BATS_TEST_TMPDIR/bad.json"
+    [ "$status" = 1 ]
+    [[ "$output" == *"HorizontalPodAutoscaler"* ]]
+}
+
 @test "the validator really rejects a broken object" {
     pave render payments-api --env prod -o json |
         jq '.items[0].spec.replicas = "two"' >"$BATS_TEST_TMPDIR/bad.json"

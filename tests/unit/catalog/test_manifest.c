@@ -378,6 +378,56 @@ static void rolling_update_needs_surge_or_unavailable(void **state)
     release(&r);
 }
 
+static void autoscale_max_must_be_at_least_min(void **state)
+{
+    struct result r;
+    const struct schema_diag *g =
+        expect_one(&r, with("spec:\n  autoscale: { min: 5, max: 3 }\n"),
+                   "autoscale max (3) must be at least min (5)");
+    assert_string_equal(g->path, "spec.autoscale.max");
+    assert_string_equal(g->file, "pave.yaml");
+    assert_int_equal(g->line, 7);
+    assert_int_equal(g->col, 29);
+    release(&r);
+    expect_one(&r, with("spec:\n  autoscale: { max: 3 }\n"), "missing required key 'min'");
+    release(&r);
+    expect_one(&r, with("spec:\n  autoscale: { min: 1, max: 3, cpu: 101 }\n"),
+               "between 1 and 100");
+    release(&r);
+    /* an out-of-range bound is reported once, not also as max < min */
+    expect_one(&r, with("spec:\n  autoscale: { min: 0, max: 3 }\n"), "between 1 and 100");
+    release(&r);
+    parse(&r, with("spec:\n  autoscale: { min: 2, max: 2 }\n"));
+    assert_int_equal(r.rc, 0);
+    release(&r);
+}
+
+static void replicas_must_lie_within_autoscale_range(void **state)
+{
+    struct result r;
+    const struct schema_diag *g =
+        expect_one(&r, with("spec:\n  replicas: 12\n  autoscale: { min: 2, max: 10 }\n"),
+                   "replicas (12) is outside autoscale min (2) and max (10)");
+    assert_string_equal(g->path, "spec.replicas");
+    assert_int_equal(g->line, 7);
+    assert_int_equal(g->col, 13);
+    assert_non_null(strstr(g->hint, "remove replicas"));
+    release(&r);
+    expect_one(&r, with("spec:\n  autoscale: { min: 2, max: 10 }\n  replicas: 1\n"),
+               "replicas (1) is outside");
+    release(&r);
+    /* max < min is reported alone, not also against replicas */
+    expect_one(&r, with("spec:\n  replicas: 4\n  autoscale: { min: 5, max: 3 }\n"),
+               "must be at least min");
+    release(&r);
+    parse(&r, with("spec:\n  replicas: 2\n  autoscale: { min: 2, max: 10, cpu: 60 }\n"));
+    assert_int_equal(r.rc, 0);
+    release(&r);
+    parse(&r, with("spec:\n  autoscale: { min: 3, max: 10 }\n"));
+    assert_int_equal(r.rc, 0); /* the default replicas (1) is not checked */
+    release(&r);
+}
+
 static void dependency_needs_exactly_one_target(void **state)
 {
     struct result r;
@@ -709,7 +759,7 @@ static void schema_reference_lists_every_key(void **state)
     static const char *const keys[] = {
         "`apiVersion`",         "`metadata.tags.<key>`",  "`spec.run.ports[].port`",
         "`spec.run.health.timeout`", "`spec.rollout.maxUnavailable`", "`spec.slo.latencyP99`",
-        "`spec.dependencies[].resource`", "`spec.docs`",
+        "`spec.dependencies[].resource`", "`spec.docs`", "`spec.autoscale.max`",
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++)
         assert_non_null(strstr(b.data, keys[i]));
@@ -735,6 +785,8 @@ int main(void)
         cmocka_unit_test(bad_quantities_are_reported),
         cmocka_unit_test(health_timeout_must_be_less_than_interval),
         cmocka_unit_test(rolling_update_needs_surge_or_unavailable),
+        cmocka_unit_test(autoscale_max_must_be_at_least_min),
+        cmocka_unit_test(replicas_must_lie_within_autoscale_range),
         cmocka_unit_test(dependency_needs_exactly_one_target),
         cmocka_unit_test(slo_availability_is_a_percentage),
         cmocka_unit_test(env_and_secret_names_may_not_clash),

@@ -240,6 +240,75 @@ static void recreate_and_odd_port_names(void **state)
     json_decref(items);
 }
 
+static void autoscale_renders_an_hpa_that_owns_replicas(void **state)
+{
+    (void)state;
+    static const char yaml[] = "apiVersion: pave/v1\n"
+                               "kind: Service\n"
+                               "metadata:\n"
+                               "  name: search\n"
+                               "  team: shop\n"
+                               "spec:\n"
+                               "  run:\n"
+                               "    resources: { cpu: 0.25 }\n"
+                               "  replicas: 3\n"
+                               "  autoscale: { min: 2, max: 8, cpu: 65 }\n";
+    json_t *items = render(yaml, "prod", NULL);
+    /* Deployment, Service, PDB, NetworkPolicy, then the HPA last */
+    assert_int_equal(json_array_size(items), 5);
+    json_t *h = json_array_get(items, 4);
+    assert_string_equal(str(h, "kind"), "HorizontalPodAutoscaler");
+    assert_string_equal(str(h, "apiVersion"), "autoscaling/v2");
+    assert_string_equal(str(h, "metadata/name"), "search");
+    assert_string_equal(str(h, "metadata/namespace"), "shop-prod");
+    assert_string_equal(
+        json_string_value(json_object_get(at(h, "metadata/labels"), "app.kubernetes.io/name")),
+        "search");
+    assert_string_equal(str(h, "spec/scaleTargetRef/apiVersion"), "apps/v1");
+    assert_string_equal(str(h, "spec/scaleTargetRef/kind"), "Deployment");
+    assert_string_equal(str(h, "spec/scaleTargetRef/name"), "search");
+    assert_int_equal(json_integer_value(at(h, "spec/minReplicas")), 2);
+    assert_int_equal(json_integer_value(at(h, "spec/maxReplicas")), 8);
+    assert_int_equal(json_array_size(at(h, "spec/metrics")), 1);
+    assert_string_equal(str(h, "spec/metrics/0/type"), "Resource");
+    assert_string_equal(str(h, "spec/metrics/0/resource/name"), "cpu");
+    assert_string_equal(str(h, "spec/metrics/0/resource/target/type"), "Utilization");
+    assert_int_equal(json_integer_value(at(h, "spec/metrics/0/resource/target/averageUtilization")),
+                     65);
+
+    /* the HPA owns the count: no replicas in the Deployment, even with spec.replicas set */
+    json_t *d = find(items, "Deployment");
+    assert_null(at(d, "spec/replicas"));
+    assert_non_null(at(d, "spec/selector"));
+    assert_string_equal(str(d, "spec/template/spec/containers/0/resources/requests/cpu"), "250m");
+    /* the PDB protects autoscale.min, the floor the HPA keeps */
+    assert_int_equal(json_integer_value(at(find(items, "PodDisruptionBudget"),
+                                           "spec/minAvailable")),
+                     2);
+    json_decref(items);
+
+    /* cpu defaults to 80; min 1 means no PDB; no CPU request still renders */
+    static const char dflt[] = "apiVersion: pave/v1\n"
+                               "kind: Service\n"
+                               "metadata: { name: tiny, team: core }\n"
+                               "spec:\n"
+                               "  autoscale: { min: 1, max: 3 }\n";
+    items = render(dflt, "dev", NULL);
+    h = find(items, "HorizontalPodAutoscaler");
+    assert_non_null(h);
+    assert_int_equal(json_integer_value(at(h, "spec/metrics/0/resource/target/averageUtilization")),
+                     80);
+    assert_null(find(items, "PodDisruptionBudget"));
+    assert_null(at(find(items, "Deployment"), "spec/replicas"));
+    json_decref(items);
+
+    /* without autoscale: no HPA and replicas stays (see payments_api_renders_every_object) */
+    items = render(payments_api, "prod", NULL);
+    assert_null(find(items, "HorizontalPodAutoscaler"));
+    assert_int_equal(json_integer_value(at(find(items, "Deployment"), "spec/replicas")), 2);
+    json_decref(items);
+}
+
 static void invalid_input_is_an_error(void **state)
 {
     (void)state;
@@ -263,6 +332,21 @@ static void invalid_input_is_an_error(void **state)
     core_err_clear(&err);
     assert_null(runtime_render_k8s(ok, "t", "dev", "has space", &err));
     assert_int_equal(err.code, CORE_E_INVAL);
+    core_err_clear(&err);
+    /* autoscale JSON that did not come through the catalog's validation */
+    static const char *const bad_as[] = {
+        "{\"metadata\":{\"name\":\"x\"},\"spec\":{\"autoscale\":{\"max\":3}}}",
+        "{\"metadata\":{\"name\":\"x\"},\"spec\":{\"autoscale\":{\"min\":4,\"max\":3}}}",
+        "{\"metadata\":{\"name\":\"x\"},\"spec\":{\"autoscale\":{\"min\":1,\"max\":3,"
+        "\"cpu\":\"80\"}}}",
+        "{\"metadata\":{\"name\":\"x\"},\"spec\":{\"autoscale\":true}}",
+    };
+    for (size_t i = 0; i < sizeof(bad_as) / sizeof(*bad_as); i++) {
+        assert_null(runtime_render_k8s(bad_as[i], "t", "dev", NULL, &err));
+        assert_int_equal(err.code, CORE_E_INVAL);
+        assert_non_null(strstr(err.msg, "spec.autoscale"));
+        core_err_clear(&err);
+    }
     json_t *items = runtime_render_k8s(ok, NULL, "dev", NULL, &err);
     assert_non_null(items);
     assert_string_equal(str(json_array_get(items, 0), "metadata/namespace"), "t-dev");
@@ -276,6 +360,7 @@ int main(void)
         cmocka_unit_test(image_flag_replaces_the_default),
         cmocka_unit_test(minimal_manifest_renders_deployment_and_service),
         cmocka_unit_test(recreate_and_odd_port_names),
+        cmocka_unit_test(autoscale_renders_an_hpa_that_owns_replicas),
         cmocka_unit_test(invalid_input_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
