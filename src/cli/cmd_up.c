@@ -29,6 +29,7 @@ struct server_opts {
     const char *ingress;        /* ADDR:PORT of the load balancer, "off", NULL: off */
     const char *service_ports;  /* first service-discovery port */
     bool stop_workloads;        /* on exit, stop replicas and HAProxy too */
+    bool ingress_optional;      /* pave up: a load balancer that cannot start only warns */
 };
 
 static int parse_listen(const char *listen, char *addr, size_t addrsz, int *port)
@@ -172,13 +173,16 @@ static int run_server(const struct server_opts *o)
                                      .allow_unisolated = o->allow_unisolated};
         if (!(dc = deploy_start(&dcfg, &err))) {
             cli_error("cannot start deployments: %s (install haproxy with scripts/install-deps, "
-                      "or run with --ingress off)",
+                      "free the port or pick another with --ingress ADDR:PORT, or run with "
+                      "--ingress off)",
                       err.msg);
-            goto out;
+            if (!o->ingress_optional)
+                goto out;
+            fprintf(stderr, "pave: continuing without deployments\n");
         }
     }
     struct portal_deps pdeps = {.st = st, .cat = cat, .runner = runner, .data_dir = o->data_dir,
-                                .registry = reg, .signer = signer};
+                                .registry = reg, .signer = signer, .deploy = dc};
     if (!(portal = portal_new(&pdeps, &err))) {
         cli_error("%s", err.msg);
         goto out;
@@ -253,8 +257,8 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
                "  --demo              load the demo organization and write the admin token to\n"
                "                      DIR/admin.token (mode 0600), as 'pave up' does\n"
                "  --ci-workers N      pipeline runs at once (default 2)\n"
-               "  --allow-unisolated  run pipeline steps without namespaces where bubblewrap\n"
-               "                      is unavailable (default: such steps fail)\n"
+               "  --allow-unisolated  run pipeline steps and deployed replicas without namespaces\n"
+               "                      where bubblewrap is unavailable (default: they fail)\n"
                "  --ingress ADDR:PORT start the load balancer (HAProxy) there and enable\n"
                "                      deployments (default off; 'pave up' uses 127.0.0.1:8080)\n"
                "  --service-ports N   first port of the per-service discovery addresses\n"
@@ -300,7 +304,8 @@ int cli_cmd_up(struct cli_ctx *ctx, int argc, char **argv)
         return CLI_OK;
     }
     struct server_opts o = {.data_dir = ".pave", .listen = "127.0.0.1:7070", .demo = true,
-                            .write_token = true, .ingress = "127.0.0.1:8080"};
+                            .write_token = true, .ingress = "127.0.0.1:8080",
+                            .ingress_optional = true};
     const struct cli_opt opts[] = {
         {"data-dir", 'd', &o.data_dir, NULL},
         {"listen", 'l', &o.listen, NULL},

@@ -61,10 +61,11 @@ static int load_service(struct deploy_controller *dc, const struct catalog_actor
     if (rc)
         return rc;
     if (!actor_may(actor, s->team)) {
+        rc = core_err_set(err, CORE_E_PERM, "only members of team '%s' (or an admin) may "
+                                            "deploy '%s'",
+                          s->team, service);
         catalog_service_release(s);
-        return core_err_set(err, CORE_E_PERM, "only members of team '%s' (or an admin) may "
-                                              "deploy '%s'",
-                            s->team, service);
+        return rc;
     }
     return 0;
 }

@@ -28,6 +28,7 @@
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "ci/ci.h"
+#include "deploy/deploy.h"
 #include "store/store.h"
 #include "template/template.h"
 
@@ -46,6 +47,8 @@
 #define REFRESH_SECS 2                  /* reload period of a run page while the run goes on */
 #define CREATE_ERRORS_MAX (64 * 1024)   /* messages shown above the create form */
 #define OCTET_TYPE "application/gzip"
+#define DEPLOYS_SHOWN 20                /* deploy history rows on a service page */
+#define ROLLBACK_SCAN 200               /* deployments searched for the rollback target */
 
 #define COOKIE_ATTRS "Path=/; HttpOnly; SameSite=Strict"
 
@@ -56,6 +59,7 @@ struct portal {
     char *data_dir;           /* owned copy; may be NULL: no service creation */
     struct registry *registry;      /* may be NULL: no image list on service pages */
     struct artifact_signer *signer; /* set together with registry */
+    struct deploy_controller *deploy; /* may be NULL: deployments are not enabled */
 };
 
 /* State of one request. */
@@ -162,7 +166,15 @@ static const char pave_css[] =
     ".state-succeeded{background:#e3f4e8;color:#1b6b34}.state-failed{background:#fdecea;"
     "color:#9c2118}.state-running{background:#e8effc;color:#1d3f8f}.state-queued,"
     ".state-pending{background:#fff3dc;color:#8a5a00}\n"
-    "h1 .state{font-size:.9rem}\n"
+    ".state-progressing{background:#e8effc;color:#1d3f8f}\n"
+    "h1 .state,h3 .state{font-size:.9rem}\n"
+    "h3{font-size:1.05rem;margin:0 0 .6rem}\n"
+    ".deploy-env{margin:0 0 1rem}\n"
+    ".deploy-env table{margin:.8rem 0}\n"
+    ".actions{display:flex;gap:.75rem;align-items:center;margin:.6rem 0 0}\n"
+    ".button{display:inline-block}.button:hover{text-decoration:none;filter:brightness(1.08)}\n"
+    ".button.secondary{background:#fff;color:var(--accent)}\n"
+    ".ok{color:#1b6b34;font-weight:600}.bad{color:var(--bad);font-weight:600}\n"
     ".note{background:#fff8e6;border:1px solid #f0dca8;border-radius:6px;padding:.55rem .8rem;"
     "margin:.75rem 0}\n"
     ".more{margin:.6rem 0 0}\n"
@@ -1103,8 +1115,9 @@ static int audit_table(struct page *pg, const char *kind, const char *object, co
 /* A run's state as a badge; only known states get a colour class. id may be NULL. */
 static void state_badge(struct page *pg, const char *state, const char *id)
 {
-    static const char *const known[] = {"queued",    "running", "succeeded", "failed",
-                                        "cancelled", "pending", "skipped"};
+    static const char *const known[] = {"queued",  "running",     "succeeded",
+                                        "failed",  "cancelled",   "pending",
+                                        "skipped", "progressing", "superseded"};
     const char *cls = NULL;
     for (size_t i = 0; state && i < sizeof(known) / sizeof(known[0]); i++)
         if (strcmp(state, known[i]) == 0)
@@ -1392,6 +1405,585 @@ static void service_artifacts_section(struct page *pg, const char *name)
     out_s(pg, ":TAG</code>; check with <code>pave artifacts verify ");
     out_h(pg, name);
     out_s(pg, " TAG</code>.</p>\n</section>\n");
+}
+
+/* ---- the service page's "Deployments" section and the rollback confirmation ----------------- */
+
+/* A string member, or NULL when absent or not a string. */
+static const char *jstr(const json_t *obj, const char *key)
+{
+    const json_t *v = jget(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* An integer member; false when absent or not an integer. */
+static bool jint(const json_t *obj, const char *key, int64_t *out)
+{
+    const json_t *v = jget(obj, key);
+    if (!json_is_integer(v))
+        return false;
+    *out = (int64_t)json_integer_value(v);
+    return true;
+}
+
+/* "#12 rollback of #9": a deployment's number and kind. */
+static void out_deploy_ref(struct page *pg, const json_t *d)
+{
+    int64_t id = 0, of = 0;
+    if (jint(d, "id", &id))
+        out_f(pg, "#%lld", (long long)id);
+    const char *kind = jstr(d, "kind");
+    if (kind && *kind) {
+        out_s(pg, " ");
+        out_h(pg, kind);
+    }
+    if (jint(d, "rollback_of", &of) && of > 0)
+        out_f(pg, " of #%lld", (long long)of);
+}
+
+/* The facts of one deployment (the current one of an environment, or a rollback target) as
+ * <dt>/<dd> pairs; the <dd> elements get class "deploy-<field>". */
+static void deployment_facts(struct page *pg, const json_t *d)
+{
+    out_s(pg, "<dt>Deployment</dt><dd class=\"deploy-id\">");
+    out_deploy_ref(pg, d);
+    out_s(pg, "</dd>\n<dt>Image</dt><dd class=\"deploy-image\">");
+    const char *image = jstr(d, "image");
+    if (image && *image) {
+        out_s(pg, "<code>");
+        out_h(pg, image);
+        out_s(pg, "</code>");
+    } else {
+        out_hd(pg, NULL);
+    }
+    out_s(pg, "</dd>\n<dt>Digest</dt><dd class=\"deploy-digest\">");
+    out_short(pg, jstr(d, "digest"), 19, "digest");
+    out_s(pg, "</dd>\n<dt>Revision</dt><dd class=\"deploy-revision\">");
+    out_commit(pg, jstr(d, "revision"));
+    out_s(pg, "</dd>\n<dt>State</dt><dd class=\"deploy-state\">");
+    state_badge(pg, jstr(d, "state"), NULL);
+    out_s(pg, "</dd>\n<dt>Message</dt><dd class=\"deploy-message\">");
+    out_hd(pg, jstr(d, "message"));
+    out_s(pg, "</dd>\n<dt>By</dt><dd class=\"deploy-actor\">");
+    out_hd(pg, jstr(d, "actor"));
+    out_s(pg, "</dd>\n<dt>Created</dt><dd>");
+    out_time(pg, jstr(d, "created_at"));
+    out_s(pg, "</dd>\n");
+}
+
+static void replica_row(struct page *pg, const json_t *r)
+{
+    int64_t port = 0, restarts = 0;
+    out_s(pg, "<tr class=\"replica-row\"><td class=\"replica-name\"><code>");
+    out_h(pg, jstr(r, "name"));
+    out_s(pg, "</code></td><td>");
+    out_commit(pg, jstr(r, "revision"));
+    out_s(pg, "</td><td class=\"num\">");
+    if (jint(r, "port", &port) && port > 0)
+        out_f(pg, "%lld", (long long)port);
+    else
+        out_hd(pg, NULL);
+    out_s(pg, "</td><td class=\"replica-ready\">");
+    if (json_is_true(jget(r, "ready")))
+        out_s(pg, "<span class=\"ok\">yes</span>");
+    else
+        out_s(pg, "<span class=\"bad\">no</span>");
+    if (json_is_true(jget(r, "draining")))
+        out_s(pg, " <span class=\"muted\">(draining)</span>");
+    out_s(pg, "</td><td class=\"replica-state\">");
+    state_badge(pg, jstr(r, "state"), NULL);
+    out_s(pg, "</td><td class=\"num replica-restarts\">");
+    if (jint(r, "restarts", &restarts))
+        out_f(pg, "%lld", (long long)restarts);
+    else
+        out_hd(pg, NULL);
+    out_s(pg, "</td><td class=\"replica-isolation\">");
+    out_hd(pg, jstr(r, "isolation"));
+    out_s(pg, "</td><td class=\"replica-error\">");
+    out_hd(pg, jstr(r, "last_error"));
+    out_s(pg, "</td></tr>\n");
+}
+
+/* A link only for http(s) URLs, so a hostile value can never become a javascript: link. */
+static void out_url(struct page *pg, const char *url)
+{
+    if (url && (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)) {
+        out_s(pg, "<a href=\"");
+        out_h(pg, url);
+        out_s(pg, "\">");
+        out_h(pg, url);
+        out_s(pg, "</a>");
+    } else if (url && *url) {
+        out_s(pg, "<code>");
+        out_h(pg, url);
+        out_s(pg, "</code>");
+    } else {
+        out_hd(pg, NULL);
+    }
+}
+
+/* One environment of deploy_status(): URLs, the current deployment, the replicas, the
+ * rollback button. */
+static void deploy_env_card(struct page *pg, const char *service, const json_t *e)
+{
+    const char *env = jstr(e, "env");
+    const json_t *desired = jget(e, "desired");
+    const json_t *stable = jget(e, "stable");
+    const json_t *reps = jget(e, "replicas");
+    int64_t wanted = 0;
+    size_t ready = 0, idx;
+    json_t *r;
+    jint(e, "replicas_wanted", &wanted);
+    if (json_is_array(reps))
+        json_array_foreach ((json_t *)reps, idx, r)
+            if (json_is_true(json_object_get(r, "ready")) &&
+                !json_is_true(json_object_get(r, "draining")))
+                ready++;
+
+    out_s(pg, "<article class=\"card deploy-env\" data-env=\"");
+    out_h(pg, env);
+    out_s(pg, "\">\n<h3>");
+    out_hd(pg, env);
+    out_s(pg, " ");
+    state_badge(pg, jstr(desired, "state"), NULL);
+    out_s(pg, "</h3>\n<dl class=\"facts\">\n<dt>URL</dt><dd class=\"deploy-url\">");
+    out_url(pg, jstr(e, "url"));
+    out_s(pg, "</dd>\n<dt>Internal URL</dt><dd class=\"deploy-internal-url\">");
+    out_url(pg, jstr(e, "internal_url"));
+    out_f(pg, "</dd>\n<dt>Replicas</dt><dd class=\"deploy-ready\">%zu of %lld ready</dd>\n", ready,
+          (long long)wanted);
+    if (json_is_object(desired))
+        deployment_facts(pg, desired);
+    else
+        out_s(pg, "<dt>Deployment</dt><dd class=\"deploy-id\"><span class=\"muted\">none"
+                  "</span></dd>\n");
+    out_s(pg, "<dt>Last good</dt><dd class=\"deploy-stable\">");
+    if (json_is_object(stable)) {
+        out_deploy_ref(pg, stable);
+        out_s(pg, " ");
+        out_commit(pg, jstr(stable, "revision"));
+    } else {
+        out_hd(pg, NULL);
+    }
+    out_s(pg, "</dd>\n</dl>\n<table class=\"replicas\">\n<thead><tr><th>Replica</th>"
+              "<th>Revision</th><th class=\"num\">Port</th><th>Ready</th><th>State</th>"
+              "<th class=\"num\">Restarts</th><th>Isolation</th><th>Last error</th></tr></thead>\n"
+              "<tbody>\n");
+    size_t n = 0;
+    if (json_is_array(reps))
+        json_array_foreach ((json_t *)reps, idx, r) {
+            if (!json_is_object(r))
+                continue;
+            replica_row(pg, r);
+            n++;
+        }
+    if (n == 0)
+        out_s(pg, "<tr><td colspan=\"8\" class=\"empty\">No replicas.</td></tr>\n");
+    out_s(pg, "</tbody>\n</table>\n");
+    if (env && *env) {
+        out_s(pg, "<p class=\"actions\"><a class=\"button secondary rollback-link\" "
+                  "href=\"/services/");
+        out_u(pg, service);
+        out_s(pg, "/rollback?env=");
+        out_u(pg, env);
+        out_s(pg, "\">Roll back ");
+        out_h(pg, env);
+        out_s(pg, "&hellip;</a></p>\n");
+    }
+    out_s(pg, "</article>\n");
+}
+
+static void deploy_history_row(struct page *pg, const json_t *d)
+{
+    int64_t id = 0, replicas = 0, of = 0;
+    jint(d, "id", &id);
+    out_f(pg, "<tr class=\"deploy-row\"><td>#%lld</td><td>", (long long)id);
+    out_hd(pg, jstr(d, "env"));
+    out_s(pg, "</td><td>");
+    out_hd(pg, jstr(d, "kind"));
+    if (jint(d, "rollback_of", &of) && of > 0)
+        out_f(pg, " of #%lld", (long long)of);
+    out_s(pg, "</td><td>");
+    const char *image = jstr(d, "image");
+    if (image && *image) {
+        out_s(pg, "<code>");
+        out_h(pg, image);
+        out_s(pg, "</code>");
+    } else {
+        out_hd(pg, NULL);
+    }
+    out_s(pg, "</td><td>");
+    out_commit(pg, jstr(d, "revision"));
+    out_s(pg, "</td><td class=\"num\">");
+    if (jint(d, "replicas", &replicas))
+        out_f(pg, "%lld", (long long)replicas);
+    out_s(pg, "</td><td>");
+    state_badge(pg, jstr(d, "state"), NULL);
+    out_s(pg, "</td><td>");
+    out_hd(pg, jstr(d, "actor"));
+    out_s(pg, "</td><td>");
+    out_time(pg, jstr(d, "created_at"));
+    out_s(pg, "</td><td class=\"deploy-row-message\">");
+    out_hd(pg, jstr(d, "message"));
+    out_s(pg, "</td></tr>\n");
+}
+
+/* The whole section. status: deploy_status() for the service (NULL: deployed nowhere); history:
+ * deploy_list() (NULL: could not be read); notice: a deployment the user just started (a
+ * rollback), shown on top; problem: why the live status is missing, or NULL. */
+static void deployments_body(struct page *pg, const char *service, const json_t *status,
+                             const json_t *history, bool enabled, const json_t *notice,
+                             const char *problem)
+{
+    out_s(pg, "<section id=\"deployments\">\n<h2>Deployments</h2>\n");
+    if (notice) {
+        int64_t id = 0;
+        jint(notice, "id", &id);
+        out_f(pg, "<p class=\"note\" id=\"deploy-notice\" role=\"status\">Rollback started: "
+                  "deployment #%lld deploys <code>", (long long)id);
+        out_h(pg, jstr(notice, "image"));
+        out_s(pg, "</code> (revision ");
+        out_commit(pg, jstr(notice, "revision"));
+        out_s(pg, ") to ");
+        out_h(pg, jstr(notice, "env"));
+        out_s(pg, " again. Its progress shows below; reload to follow it.</p>\n");
+    }
+    if (!enabled) {
+        out_s(pg, "<p class=\"note\" id=\"deploy-off\">Deployments are not enabled on this "
+                  "server (start it with <code>--ingress ADDR:PORT</code>; <code>pave up</code> "
+                  "enables them by default). The history below is what the store recorded.</p>\n");
+    } else if (problem) {
+        out_s(pg, "<p class=\"note\" id=\"deploy-unavailable\">");
+        out_h(pg, problem);
+        out_s(pg, "</p>\n");
+    }
+    const json_t *envs = jget(status, "environments");
+    size_t shown = 0, idx;
+    json_t *e;
+    if (json_is_array(envs))
+        json_array_foreach ((json_t *)envs, idx, e) {
+            if (!json_is_object(e))
+                continue;
+            deploy_env_card(pg, service, e);
+            shown++;
+        }
+    if (enabled && !problem && shown == 0) {
+        out_s(pg, "<p class=\"muted\" id=\"not-deployed\">");
+        out_h(pg, service);
+        out_s(pg, " is not deployed to any environment. Deploy it with <code>pave deploy ");
+        out_h(pg, service);
+        out_s(pg, " --env ENV</code>.</p>\n");
+    }
+
+    out_s(pg, "<h3>Deploy history</h3>\n");
+    const json_t *items = jget(history, "items");
+    if (!json_is_array(items)) {
+        out_s(pg, "<p class=\"note\">The deploy history cannot be read right now.</p>\n"
+                  "</section>\n");
+        return;
+    }
+    out_s(pg, "<table id=\"deploy-history\">\n<thead><tr><th>Deployment</th><th>Env</th>"
+              "<th>Kind</th><th>Image</th><th>Revision</th><th class=\"num\">Replicas</th>"
+              "<th>State</th><th>By</th><th>Created</th><th>Message</th></tr></thead>\n<tbody>\n");
+    size_t n = 0;
+    json_array_foreach ((json_t *)items, idx, e) {
+        if (!json_is_object(e))
+            continue;
+        deploy_history_row(pg, e);
+        n++;
+    }
+    if (n == 0)
+        out_s(pg, "<tr><td colspan=\"10\" class=\"empty\">No deployments yet.</td></tr>\n");
+    out_s(pg, "</tbody>\n</table>\n");
+    int64_t total = 0;
+    if (jint(history, "total", &total) && total > (int64_t)n) {
+        out_f(pg, "<p class=\"more\" id=\"deploy-history-more\">The newest %zu of %lld; "
+                  "<code>pave deployments list ", n, (long long)total);
+        out_h(pg, service);
+        out_s(pg, "</code> shows all of them.</p>\n");
+    }
+    out_s(pg, "</section>\n");
+}
+
+int portal_deployments_render(const char *service, const struct json_t *status,
+                              const struct json_t *history, bool enabled, struct core_buf *out)
+{
+    struct portal_request req = {.method = "GET", .path = "/"};
+    struct portal_response resp = {0};
+    struct page pg = {.req = &req, .resp = &resp, .b = out, .is_get = true};
+    deployments_body(&pg, service ? service : "", status, history, enabled, NULL, NULL);
+    return pg.rc;
+}
+
+/* Never fails the page: a controller or store problem becomes a note (and a log line). The
+ * query's rolled_back=ID (set by the rollback form's redirect) becomes a notice. */
+static void service_deployments_section(struct page *pg, const char *name)
+{
+    json_t *status = NULL, *history = NULL, *notice = NULL;
+    struct core_err err = {0};
+    const char *problem = NULL;
+    char id_s[32];
+    int64_t id = 0;
+
+    if (pg->p->deploy) {
+        status = deploy_status(pg->p->deploy, name, NULL, &err);
+        if (!status && err.code != CORE_E_NOTFOUND) {
+            log_warn("portal", "cannot read deploy status", LOG_STR("service", name),
+                     LOG_STR("error", err.msg));
+            problem = "What runs for this service cannot be read right now.";
+        }
+        core_err_clear(&err);
+    }
+    history = deploy_list(pg->p->st, name, NULL, DEPLOYS_SHOWN, 0, &err);
+    if (!history)
+        log_warn("portal", "cannot list deployments", LOG_STR("service", name),
+                 LOG_STR("error", err.msg));
+    core_err_clear(&err);
+    if (pg->req->query && form_value(pg->req->query, "rolled_back", id_s, sizeof(id_s)) == 0 &&
+        parse_id(id_s, strlen(id_s), &id)) {
+        notice = deploy_get(pg->p->st, id, &err);
+        const char *svc = jstr(notice, "service");
+        if (notice && (!svc || strcmp(svc, name) != 0)) {
+            json_decref(notice);
+            notice = NULL;
+        }
+        core_err_clear(&err);
+    }
+    deployments_body(pg, name, status, history, pg->p->deploy != NULL, notice, problem);
+    if (status)
+        json_decref(status);
+    if (history)
+        json_decref(history);
+    if (notice)
+        json_decref(notice);
+}
+
+/* Reads and checks the env parameter of the rollback page and form. */
+static bool rollback_env_ok(const char *src, char *env, size_t envsz)
+{
+    return src && form_value(src, "env", env, envsz) == 0 && core_is_dns_label(env);
+}
+
+#define ROLLBACK_BAD_ENV "'env' must name an environment, e.g. ?env=prod."
+
+/* The page a refused rollback shows: the controller's message and the way back. */
+static int rollback_refused(struct page *pg, int status, const char *service, const char *env,
+                            const char *msg)
+{
+    page_reset(pg);
+    page_begin(pg, status, "Rollback refused");
+    out_s(pg, "<p class=\"crumbs\"><a href=\"/catalog\">Catalog</a> / <a href=\"/services/");
+    out_u(pg, service);
+    out_s(pg, "\">");
+    out_h(pg, service);
+    out_s(pg, "</a> / rollback</p>\n<h1>");
+    out_h(pg, service);
+    out_s(pg, " in ");
+    out_h(pg, env);
+    out_s(pg, " was not rolled back</h1>\n"
+              "<p class=\"alert\" id=\"rollback-error\" role=\"alert\">");
+    out_h(pg, msg);
+    out_s(pg, "</p>\n");
+    if (status == 403)
+        out_s(pg, "<p class=\"muted\">Rolling back needs a member of the service's team or an "
+                  "administrator.</p>\n");
+    out_s(pg, "<p><a id=\"rollback-back\" href=\"/services/");
+    out_u(pg, service);
+    out_s(pg, "#deployments\">Back to ");
+    out_h(pg, service);
+    out_s(pg, "</a></p>\n");
+    page_end(pg);
+    return pg->rc;
+}
+
+static int deployments_off(struct page *pg)
+{
+    return error_page(pg, 404, "Deployments are not enabled",
+                      "This server runs no deploy controller, so there is nothing to roll back. "
+                      "Start it with --ingress ADDR:PORT to enable deployments.");
+}
+
+/* The deployment a rollback with to=0 picks (see deploy_rollback): the newest succeeded one,
+ * not a scale, of another revision than the one wanted now. Borrowed from history, or NULL. */
+static const json_t *rollback_target(const json_t *history, const json_t *desired)
+{
+    const char *cur = jstr(desired, "revision");
+    const json_t *items = jget(history, "items");
+    size_t idx;
+    json_t *d;
+    json_array_foreach ((json_t *)items, idx, d) {
+        const char *state = jstr(d, "state"), *kind = jstr(d, "kind");
+        const char *rev = jstr(d, "revision");
+        if (!state || strcmp(state, "succeeded") != 0 || (kind && strcmp(kind, "scale") == 0))
+            continue;
+        if (cur && rev && strcmp(cur, rev) == 0)
+            continue;
+        return d;
+    }
+    return NULL;
+}
+
+/* GET /services/NAME/rollback?env=ENV: what a rollback would do, and a form to confirm it. */
+static int rollback_get(struct page *pg, const char *name)
+{
+    struct catalog_service s = {0};
+    json_t *status = NULL, *history = NULL;
+    char env[PARAM_MAX];
+    int rc = 0;
+
+    if (!core_is_dns_label(name)) {
+        rc = not_found(pg);
+        goto out;
+    }
+    if (!rollback_env_ok(pg->req->query, env, sizeof(env))) {
+        rc = bad_request(pg, ROLLBACK_BAD_ENV);
+        goto out;
+    }
+    rc = catalog_service_get(pg->p->cat, name, &s, &pg->err);
+    if (rc == CORE_E_NOTFOUND) {
+        core_err_clear(&pg->err);
+        rc = error_page(pg, 404, "Service not found",
+                        "No service by that name is in the catalog.");
+        goto out;
+    }
+    if (rc)
+        goto out;
+    if (!pg->p->deploy) {
+        rc = deployments_off(pg);
+        goto out;
+    }
+    status = deploy_status(pg->p->deploy, s.name, env, &pg->err);
+    if (!status && pg->err.code == CORE_E_NOTFOUND) {
+        rc = error_page(pg, 404, "Not deployed", pg->err.msg);
+        core_err_clear(&pg->err);
+        goto out;
+    }
+    if (!status) {
+        rc = pg->err.code ? pg->err.code : CORE_E_INTERNAL;
+        goto out;
+    }
+    history = deploy_list(pg->p->st, s.name, env, ROLLBACK_SCAN, 0, &pg->err);
+    if (!history) {
+        rc = pg->err.code ? pg->err.code : CORE_E_INTERNAL;
+        goto out;
+    }
+    const json_t *e = json_array_get(jget(status, "environments"), 0);
+    const json_t *desired = jget(e, "desired");
+    const json_t *target = rollback_target(history, desired);
+    int64_t total = 0;
+    bool unsure = !target && jint(history, "total", &total) &&
+                  total > (int64_t)json_array_size(jget(history, "items"));
+
+    pg->nav = "catalog";
+    char title[PARAM_MAX * 2 + 32];
+    snprintf(title, sizeof(title), "Roll back %s in %s", s.name, env);
+    page_begin(pg, 200, title);
+    out_s(pg, "<p class=\"crumbs\"><a href=\"/catalog\">Catalog</a> / <a href=\"/services/");
+    out_u(pg, s.name);
+    out_s(pg, "\">");
+    out_h(pg, s.name);
+    out_s(pg, "</a> / rollback</p>\n<h1 id=\"rollback-title\">Roll back ");
+    out_h(pg, s.name);
+    out_s(pg, " in ");
+    out_h(pg, env);
+    out_s(pg, "</h1>\n");
+    if (!pg->who.actor.is_admin && !catalog_actor_in_team(&pg->who.actor, s.team)) {
+        out_s(pg, "<p class=\"alert\" id=\"rollback-perm\">Only members of team ");
+        out_h(pg, s.team);
+        out_s(pg, " (or an administrator) may roll this service back; the server will refuse "
+                  "the request.</p>\n");
+    }
+    out_s(pg, "<section class=\"card\" id=\"rollback-current\">\n<h2>Running now</h2>\n"
+              "<dl class=\"facts\">\n");
+    if (json_is_object(desired))
+        deployment_facts(pg, desired);
+    else
+        out_s(pg, "<dt>Deployment</dt><dd><span class=\"muted\">none</span></dd>\n");
+    out_s(pg, "</dl>\n</section>\n<section class=\"card\" id=\"rollback-target\">\n"
+              "<h2>Rolls back to</h2>\n");
+    if (target) {
+        out_s(pg, "<dl class=\"facts\">\n");
+        deployment_facts(pg, target);
+        out_s(pg, "</dl>\n");
+    } else if (unsure) {
+        out_s(pg, "<p>The newest successful deployment of an earlier revision (it is older "
+                  "than the history shown here).</p>\n");
+    } else {
+        out_s(pg, "<p class=\"note\" id=\"rollback-none\">There is nothing to roll back to: ");
+        out_h(pg, env);
+        out_s(pg, " has no earlier successful deployment of another revision.</p>\n");
+    }
+    out_s(pg, "</section>\n");
+    if (target || unsure) {
+        out_s(pg, "<form id=\"rollback\" class=\"form\" method=\"post\" action=\"/services/");
+        out_u(pg, s.name);
+        out_s(pg, "/rollback\">\n<input type=\"hidden\" name=\"csrf\" value=\"");
+        out_h(pg, pg->csrf);
+        out_s(pg, "\">\n<input type=\"hidden\" name=\"env\" value=\"");
+        out_h(pg, env);
+        out_s(pg, "\">\n<p>The rollback is a new deployment: replicas of the earlier revision "
+                  "replace the current ones one by one, keeping the current replica count, and "
+                  "the current ones keep serving until the new ones are healthy.</p>\n"
+                  "<p class=\"actions\"><button type=\"submit\" id=\"rollback-confirm\">"
+                  "Roll back ");
+        out_h(pg, env);
+        out_s(pg, "</button> ");
+    } else {
+        out_s(pg, "<p class=\"actions\">");
+    }
+    out_s(pg, "<a id=\"rollback-cancel\" href=\"/services/");
+    out_u(pg, s.name);
+    out_s(pg, "#deployments\">Cancel</a></p>\n");
+    if (target || unsure)
+        out_s(pg, "</form>\n");
+    page_end(pg);
+    rc = pg->rc;
+out:
+    if (status)
+        json_decref(status);
+    if (history)
+        json_decref(history);
+    catalog_service_release(&s);
+    return rc;
+}
+
+/* POST /services/NAME/rollback (csrf, env): rolls back and returns to the service page. */
+static int rollback_post(struct page *pg, const char *name)
+{
+    struct core_err e = {0};
+    char env[PARAM_MAX];
+    int64_t id = 0;
+    int rc;
+
+    if (!core_is_dns_label(name))
+        return not_found(pg);
+    if (!rollback_env_ok(pg->form, env, sizeof(env)))
+        return bad_request(pg, ROLLBACK_BAD_ENV);
+    if (!pg->p->deploy)
+        return deployments_off(pg);
+    rc = deploy_rollback(pg->p->deploy, &pg->who.actor, name, env, 0, &id, &e);
+    switch (rc) {
+    case 0:
+        break;
+    case CORE_E_PERM:
+        log_warn("portal", "rollback refused", LOG_STR("service", name), LOG_STR("env", env),
+                 LOG_STR("user", pg->who.user), LOG_STR("error", e.msg));
+        return rollback_refused(pg, 403, name, env, e.msg);
+    case CORE_E_NOTFOUND:
+        return rollback_refused(pg, 404, name, env, e.msg);
+    case CORE_E_INVAL:
+        return rollback_refused(pg, 400, name, env, e.msg);
+    case CORE_E_CONFLICT:
+        return rollback_refused(pg, 409, name, env, e.msg);
+    default:
+        pg->err = e;
+        return rc;
+    }
+    log_info("portal", "rollback started", LOG_STR("service", name), LOG_STR("env", env),
+             LOG_INT("deployment", id), LOG_STR("user", pg->who.user));
+    char to[PARAM_MAX + 64];
+    snprintf(to, sizeof(to), "/services/%s?rolled_back=%lld#deployments", name, (long long)id);
+    return redirect(pg, to); /* a checked DNS label and a number */
 }
 
 /* /services/NAME/runs?before=ID */
@@ -1938,6 +2530,7 @@ static int service_page(struct page *pg, const char *name)
     if (rc)
         goto out;
     service_artifacts_section(pg, s.name);
+    service_deployments_section(pg, s.name);
     out_s(pg, "<section id=\"audit\">\n<h2>History</h2>\n");
     rc = audit_table(pg, "service", s.name, "service-audit");
     if (rc)
@@ -2596,6 +3189,20 @@ static int route(struct page *pg)
     if (strcmp(path, "/create") == 0)
         return pg->is_post ? create_post(pg) : pg->is_get ? create_get(pg)
                                                           : method_not_allowed(pg);
+    if (strncmp(path, "/services/", 10) == 0) {
+        const char *svc_s = path + 10;
+        const char *sl = strchr(svc_s, '/');
+        if (sl && strcmp(sl, "/rollback") == 0) {
+            char svc[PARAM_MAX];
+            if ((size_t)(sl - svc_s) >= sizeof(svc))
+                return not_found(pg);
+            memcpy(svc, svc_s, (size_t)(sl - svc_s));
+            svc[sl - svc_s] = 0;
+            return pg->is_post  ? rollback_post(pg, svc)
+                   : pg->is_get ? rollback_get(pg, svc)
+                                : method_not_allowed(pg);
+        }
+    }
     if (!pg->is_get)
         return method_not_allowed(pg);
     if (strcmp(path, "/catalog") == 0)
@@ -2648,6 +3255,7 @@ struct portal *portal_new(const struct portal_deps *deps, struct core_err *err)
     p->runner = deps->runner;
     p->registry = deps->registry;
     p->signer = deps->signer;
+    p->deploy = deps->deploy;
     return p;
 }
 

@@ -8,6 +8,9 @@
  * Sign-in exchanges an API token for a session cookie (HttpOnly, SameSite=Strict, Path=/);
  * every state-changing form carries the session's CSRF token and is refused without it.
  *
+ * Service pages also show deployments (per environment: the current deployment, replicas with
+ * health, the URL; the deploy history) and roll an environment back after a confirmation page.
+ *
  * Besides the catalog it shows pipeline runs (a service's runs, one run with its steps and log,
  * its artifact for download) and creates services from golden-path templates (src/template):
  * render, apply the manifest as the signed-in user, import the tree as the first commit of the
@@ -31,7 +34,9 @@ struct catalog;
 struct ci_runner;
 struct registry;
 struct artifact_signer;
+struct deploy_controller;
 struct portal;
+struct json_t; /* jansson's json_t */
 
 /* What the portal borrows. runner may be NULL (run pages say pipelines are off); data_dir may be
  * NULL (creating services from templates is then unavailable). */
@@ -42,6 +47,8 @@ struct portal_deps {
     const char *data_dir;
     struct registry *registry;      /* may be NULL: the service page lists no images */
     struct artifact_signer *signer; /* checks image signatures; NULL like registry */
+    struct deploy_controller *deploy; /* may be NULL: the service page says deployments are
+                                       * not enabled and offers no rollback */
 };
 
 struct portal_request {
@@ -75,5 +82,14 @@ void portal_free(struct portal *p);
  * CORE_E_NOMEM when even the error page could not be built. */
 int portal_handle(struct portal *p, const struct portal_request *req,
                   struct portal_response *resp);
+
+/* Renders the service page's "Deployments" section into out (appended): status is what
+ * deploy_status() returns for the service (NULL: deployed nowhere), history what deploy_list()
+ * returns (NULL: unreadable); enabled false adds the "not enabled" note. Every string from the
+ * documents is HTML-escaped. The service page uses the same code; this entry point exists so
+ * tests can render hand-made documents without a deploy controller.
+ * returns: 0, or the error of the first failed append (CORE_E_NOMEM, CORE_E_TOO_BIG). */
+int portal_deployments_render(const char *service, const struct json_t *status,
+                              const struct json_t *history, bool enabled, struct core_buf *out);
 
 #endif

@@ -238,6 +238,7 @@ wrk_totals() {
     done
     api bob POST "/api/v1/services/$SVC/deployments" -d '{"env":"dev"}'
     expect_status 403
+    [[ "$API_BODY" == *"only members of team 'payments'"* ]]
     api bob POST "/api/v1/services/$SVC/scale" -d '{"env":"dev","replicas":5}'
     expect_status 403
     run -1 pave deploy "$SVC" --env nowhere

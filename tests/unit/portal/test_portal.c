@@ -3,7 +3,9 @@
  * organization: sign-in and sessions, CSRF, catalog search and filters, the service page,
  * error pages and HTML escaping; pipeline runs (rows inserted into the store, a log written where
  * a real runner keeps it), the log's ANSI colours and escaping, artifacts, and the "Create a
- * service" form.
+ * service" form; the Deployments section (without a deploy controller: the note, the history
+ * from the store, the rollback notice and pages; with hand-made deploy_status()/deploy_list()
+ * documents through portal_deployments_render()).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "auth/auth.h"
 #include "catalog/catalog.h"
@@ -873,6 +876,276 @@ static void portal_without_runner(void **state)
     assert_null(portal_new(NULL, &err));
 }
 
+/* ---- deployments ----------------------------------------------------------------------------- */
+
+/* Inserts a deployments row as the deploy controller would; returns its id. */
+static int64_t add_deployment(struct fx *f, const char *service, const char *env,
+                              const char *kind, const char *state, const char *message,
+                              int64_t rollback_of)
+{
+    struct core_err err = {0};
+    struct store_value p[] = {
+        STORE_V_TEXT(service),
+        STORE_V_TEXT(env),
+        STORE_V_TEXT(kind),
+        STORE_V_TEXT(state),
+        message ? STORE_V_TEXT(message) : STORE_V_NULL,
+        rollback_of ? STORE_V_INT(rollback_of) : STORE_V_NULL,
+    };
+    assert_int_equal(store_exec(f->st,
+                                "INSERT INTO deployments (service, env, kind, image, digest, rev, "
+                                "replicas, max_surge, max_unavailable, health_deadline_ms, actor, "
+                                "state, message, rollback_of, created_at, created_ms) VALUES "
+                                "(?1, ?2, ?3, ?1 || ':v1', 'sha256:aa', "
+                                "'abcdef0123456789abcdef', 2, 1, 0, 60000, 'admin', ?4, ?5, ?6, "
+                                "'2024-05-01T12:00:00.000Z', 1714564800000)",
+                                p, 6, NULL, &err),
+                     0);
+    int64_t id = 0;
+    assert_int_equal(store_query_int(f->st, "SELECT MAX(id) FROM deployments", NULL, 0, &id,
+                                     &err),
+                     0);
+    return id;
+}
+
+static void service_page_deployments_off(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    sign_in(f);
+    r = send_req(f, "GET", "/services/payments-api", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *sec = strstr(r->body.data, "<section id=\"deployments\">");
+    assert_non_null(sec);
+    assert_non_null(strstr(sec, "id=\"deploy-off\""));
+    assert_non_null(strstr(sec, "not enabled"));
+    assert_non_null(strstr(sec, "<table id=\"deploy-history\">"));
+    assert_non_null(strstr(sec, "No deployments yet."));
+    assert_null(strstr(r->body.data, "rollback-link"));
+    assert_null(strstr(r->body.data, "id=\"not-deployed\""));
+}
+
+static void service_page_shows_deploy_history_from_store(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    int64_t first = add_deployment(f, "payments-api", "prod", "deploy", "succeeded", NULL, 0);
+    add_deployment(f, "payments-api", "prod", "rollback", "failed",
+                   "<script>alert(1)</script> health check failed", first);
+    add_deployment(f, "ledger", "prod", "deploy", "succeeded", "other service", 0);
+    sign_in(f);
+    r = send_req(f, "GET", "/services/payments-api", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *sec = strstr(r->body.data, "<section id=\"deployments\">");
+    assert_non_null(sec);
+    assert_int_equal(count(sec, "class=\"deploy-row\""), 2);
+    assert_null(strstr(r->body.data, "<script>"));
+    assert_non_null(strstr(sec, "&lt;script&gt;alert(1)&lt;/script&gt; health check failed"));
+    char want[64];
+    snprintf(want, sizeof(want), "rollback of #%lld", (long long)first);
+    assert_non_null(strstr(sec, want));
+    assert_non_null(strstr(sec, "<code>payments-api:v1</code>"));
+    assert_non_null(strstr(sec, ">abcdef012345</code>"));
+    assert_non_null(strstr(sec, "state-failed"));
+    assert_null(strstr(sec, "other service"));
+}
+
+static void service_page_rollback_notice(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    int64_t id = add_deployment(f, "payments-api", "prod", "rollback", "pending", NULL, 0);
+    int64_t other = add_deployment(f, "ledger", "prod", "rollback", "pending", NULL, 0);
+    sign_in(f);
+    char q[64];
+    snprintf(q, sizeof(q), "rolled_back=%lld", (long long)id);
+    r = send_req(f, "GET", "/services/payments-api", q, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *notice = strstr(r->body.data, "id=\"deploy-notice\"");
+    assert_non_null(notice);
+    char want[64];
+    snprintf(want, sizeof(want), "deployment #%lld", (long long)id);
+    assert_non_null(strstr(notice, want));
+    /* a deployment of another service, an unknown id or garbage show no notice */
+    snprintf(q, sizeof(q), "rolled_back=%lld", (long long)other);
+    r = send_req(f, "GET", "/services/payments-api", q, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_null(strstr(r->body.data, "id=\"deploy-notice\""));
+    r = send_req(f, "GET", "/services/payments-api", "rolled_back=99999", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_null(strstr(r->body.data, "id=\"deploy-notice\""));
+    r = send_req(f, "GET", "/services/payments-api", "rolled_back=x", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_null(strstr(r->body.data, "id=\"deploy-notice\""));
+}
+
+static void rollback_pages_without_controller(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    char body[256];
+    /* a session is needed */
+    r = send_req(f, "GET", "/services/payments-api/rollback", "env=prod", NULL, NULL);
+    assert_int_equal(r->status, 303);
+    assert_string_equal(r->location, "/login");
+    sign_in(f);
+    r = send_req(f, "GET", "/services/payments-api/rollback", "env=prod", NULL, f->session);
+    assert_int_equal(r->status, 404);
+    assert_non_null(strstr(r->body.data, "Deployments are not enabled"));
+    r = send_req(f, "GET", "/services/payments-api/rollback", NULL, NULL, f->session);
+    assert_int_equal(r->status, 400);
+    r = send_req(f, "GET", "/services/payments-api/rollback", "env=%3Cb%3E", NULL, f->session);
+    assert_int_equal(r->status, 400);
+    assert_null(strstr(r->body.data, "<b>"));
+    r = send_req(f, "GET", "/services/nope/rollback", "env=prod", NULL, f->session);
+    assert_int_equal(r->status, 404);
+    assert_non_null(strstr(r->body.data, "Service not found"));
+    r = send_req(f, "GET", "/services/Bad_Name/rollback", "env=prod", NULL, f->session);
+    assert_int_equal(r->status, 404);
+    r = send_req(f, "GET", "/services/payments-api/rollback/x", "env=prod", NULL, f->session);
+    assert_int_equal(r->status, 404);
+    r = send_req(f, "DELETE", "/services/payments-api/rollback", "env=prod", NULL, f->session);
+    assert_int_equal(r->status, 405);
+    /* POST: CSRF first, then the form, then the controller */
+    r = send_req(f, "POST", "/services/payments-api/rollback", NULL, "env=prod", f->session);
+    assert_int_equal(r->status, 403);
+    snprintf(body, sizeof(body), "csrf=bad&env=prod");
+    r = send_req(f, "POST", "/services/payments-api/rollback", NULL, body, f->session);
+    assert_int_equal(r->status, 403);
+    snprintf(body, sizeof(body), "csrf=%s", f->csrf);
+    r = send_req(f, "POST", "/services/payments-api/rollback", NULL, body, f->session);
+    assert_int_equal(r->status, 400);
+    snprintf(body, sizeof(body), "csrf=%s&env=prod", f->csrf);
+    r = send_req(f, "POST", "/services/payments-api/rollback", NULL, body, f->session);
+    assert_int_equal(r->status, 404);
+    assert_non_null(strstr(r->body.data, "Deployments are not enabled"));
+    assert_string_equal(r->location, "");
+}
+
+/* The section rendered from hand-made deploy_status() / deploy_list() documents. */
+static void deployments_render_from_json(void **state)
+{
+    (void)state;
+    json_error_t jerr;
+    json_t *status = json_loads(
+        "{\"service\":\"payments-api\",\"environments\":[{"
+        "\"env\":\"prod\",\"url\":\"http://payments-api.prod.localhost:8080/\","
+        "\"internal_url\":\"http://127.0.0.1:18000\",\"replicas_wanted\":2,"
+        "\"desired\":{\"id\":7,\"service\":\"payments-api\",\"env\":\"prod\",\"kind\":\"deploy\","
+        "\"image\":\"payments-api:<img>\",\"revision\":\"0123456789ab\",\"replicas\":2,"
+        "\"state\":\"progressing\",\"actor\":\"alice\","
+        "\"message\":\"<script>alert('x')</script>\",\"rollback_of\":null,"
+        "\"created_at\":\"2024-05-01T12:00:00.000Z\",\"finished_at\":null},"
+        "\"stable\":{\"id\":5,\"kind\":\"deploy\",\"revision\":\"ffffeeeeddd0\","
+        "\"state\":\"succeeded\"},"
+        "\"replicas\":["
+        "{\"name\":\"payments-api.prod.1\",\"revision\":\"ffffeeeeddd0\",\"port\":18001,"
+        "\"ready\":true,\"draining\":false,\"state\":\"running\",\"restarts\":0,"
+        "\"isolation\":\"namespaces\"},"
+        "{\"name\":\"payments-api.prod.2<i>\",\"revision\":\"0123456789ab\",\"port\":18002,"
+        "\"ready\":false,\"draining\":false,\"state\":\"backoff\",\"restarts\":3,"
+        "\"isolation\":\"none\",\"last_error\":\"exit 1 <b>boom</b>\"},"
+        "{\"name\":\"payments-api.prod.0\",\"revision\":\"ffffeeeeddd0\",\"port\":18000,"
+        "\"ready\":true,\"draining\":true,\"state\":\"running\",\"restarts\":1,"
+        "\"isolation\":\"namespaces\"}]},"
+        "{\"env\":\"staging\",\"url\":\"javascript:alert(1)\",\"internal_url\":\"\","
+        "\"replicas_wanted\":0,\"desired\":null,\"stable\":null,\"replicas\":[]}]}",
+        0, &jerr);
+    assert_non_null(status);
+    json_t *history = json_loads(
+        "{\"items\":["
+        "{\"id\":7,\"service\":\"payments-api\",\"env\":\"prod\",\"kind\":\"deploy\","
+        "\"image\":\"payments-api:2\",\"revision\":\"0123456789ab\",\"replicas\":2,"
+        "\"state\":\"progressing\",\"actor\":\"<u>mallory</u>\","
+        "\"created_at\":\"2024-05-01T12:00:00.000Z\",\"finished_at\":null,"
+        "\"message\":null,\"rollback_of\":null},"
+        "{\"id\":6,\"service\":\"payments-api\",\"env\":\"prod\",\"kind\":\"rollback\","
+        "\"image\":\"payments-api:1\",\"revision\":\"ffffeeeeddd0\",\"replicas\":2,"
+        "\"state\":\"succeeded\",\"actor\":\"alice\",\"created_at\":\"2024-04-30T08:00:00.000Z\","
+        "\"finished_at\":\"2024-04-30T08:01:00.000Z\",\"message\":\"ok\",\"rollback_of\":5}],"
+        "\"total\":31,\"next_offset\":2}",
+        0, &jerr);
+    assert_non_null(history);
+
+    struct core_buf out;
+    core_buf_init(&out, 1 << 20);
+    assert_int_equal(portal_deployments_render("payments-api", status, history, true, &out), 0);
+    const char *b = out.data;
+    /* nothing hostile survives */
+    assert_null(strstr(b, "<script>"));
+    assert_null(strstr(b, "<img>"));
+    assert_null(strstr(b, "<i>"));
+    assert_null(strstr(b, "<b>"));
+    assert_null(strstr(b, "<u>"));
+    assert_null(strstr(b, "href=\"javascript:"));
+    assert_non_null(strstr(b, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+    assert_non_null(strstr(b, "<code>payments-api:&lt;img&gt;</code>"));
+    assert_non_null(strstr(b, "exit 1 &lt;b&gt;boom&lt;/b&gt;"));
+    assert_non_null(strstr(b, "&lt;u&gt;mallory&lt;/u&gt;"));
+    assert_non_null(strstr(b, "<code>javascript:alert(1)</code>"));
+    assert_null(strstr(b, "id=\"deploy-off\""));
+    /* two environments; prod's URL, current deployment and replicas */
+    assert_int_equal(count(b, "class=\"card deploy-env\""), 2);
+    const char *prod = strstr(b, "data-env=\"prod\"");
+    const char *staging = strstr(b, "data-env=\"staging\"");
+    assert_non_null(prod);
+    assert_non_null(staging);
+    assert_true(prod < staging);
+    assert_non_null(strstr(prod, "<a href=\"http://payments-api.prod.localhost:8080/\">"));
+    assert_non_null(strstr(prod, "state-progressing"));
+    assert_non_null(strstr(prod, "#7 deploy"));
+    assert_non_null(strstr(prod, ">0123456789ab</code>"));
+    assert_non_null(strstr(prod, "1 of 2 ready")); /* the draining one does not count */
+    assert_non_null(strstr(prod, "#5 deploy"));
+    assert_int_equal(count(b, "class=\"replica-row\""), 3);
+    assert_non_null(strstr(prod, "<span class=\"ok\">yes</span>"));
+    assert_non_null(strstr(prod, "<span class=\"bad\">no</span>"));
+    assert_non_null(strstr(prod, "(draining)"));
+    assert_non_null(strstr(prod, "<td class=\"num replica-restarts\">3</td>"));
+    assert_non_null(strstr(prod, "<td class=\"replica-isolation\">namespaces</td>"));
+    assert_non_null(strstr(prod, "<td class=\"replica-isolation\">none</td>"));
+    assert_non_null(strstr(prod, "payments-api.prod.2&lt;i&gt;"));
+    assert_non_null(strstr(b, "href=\"/services/payments-api/rollback?env=prod\""));
+    assert_non_null(strstr(b, "href=\"/services/payments-api/rollback?env=staging\""));
+    assert_non_null(strstr(staging, "No replicas."));
+    /* history */
+    assert_int_equal(count(b, "class=\"deploy-row\""), 2);
+    assert_non_null(strstr(b, "rollback of #5"));
+    assert_non_null(strstr(b, "id=\"deploy-history-more\">The newest 2 of 31"));
+
+    /* deployed nowhere, no history readable, and not enabled */
+    core_buf_clear(&out);
+    assert_int_equal(portal_deployments_render("a<b", NULL, NULL, true, &out), 0);
+    assert_non_null(strstr(out.data, "id=\"not-deployed\""));
+    assert_non_null(strstr(out.data, "a&lt;b is not deployed"));
+    assert_non_null(strstr(out.data, "cannot be read right now"));
+    assert_null(strstr(out.data, "<b"));
+    core_buf_clear(&out);
+    assert_int_equal(portal_deployments_render("ledger", NULL, history, false, &out), 0);
+    assert_non_null(strstr(out.data, "id=\"deploy-off\""));
+    assert_null(strstr(out.data, "id=\"not-deployed\""));
+    assert_int_equal(count(out.data, "class=\"deploy-row\""), 2);
+    /* documents of the wrong shape render as empty, never crash */
+    json_t *odd = json_loads("{\"environments\":[1,\"x\",{\"replicas\":[null,2]}],"
+                             "\"items\":{}}",
+                             0, &jerr);
+    assert_non_null(odd);
+    core_buf_clear(&out);
+    assert_int_equal(portal_deployments_render("ledger", odd, odd, true, &out), 0);
+    assert_int_equal(count(out.data, "class=\"card deploy-env\""), 1);
+    assert_null(strstr(out.data, "rollback-link")); /* no env name: no button */
+    /* a too small buffer is an error, not an overflow */
+    struct core_buf tiny;
+    core_buf_init(&tiny, 64);
+    assert_int_equal(portal_deployments_render("ledger", status, history, true, &tiny),
+                     CORE_E_TOO_BIG);
+    core_buf_release(&tiny);
+    json_decref(odd);
+    core_buf_release(&out);
+    json_decref(status);
+    json_decref(history);
+}
+
 int main(void)
 {
     core_log_set_level(CORE_LOG_ERROR);
@@ -906,6 +1179,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(create_needs_csrf, setup, teardown),
         cmocka_unit_test_setup_teardown(create_bad_input_rerenders, setup, teardown),
         cmocka_unit_test_setup_teardown(portal_without_runner, setup, teardown),
+        cmocka_unit_test_setup_teardown(service_page_deployments_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(service_page_shows_deploy_history_from_store, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(service_page_rollback_notice, setup, teardown),
+        cmocka_unit_test_setup_teardown(rollback_pages_without_controller, setup, teardown),
+        cmocka_unit_test(deployments_render_from_json),
     };
     return cmocka_run_group_tests_name("portal", tests, NULL, NULL);
 }
