@@ -35,6 +35,7 @@ struct secret_box;
 struct registry;
 struct artifact_signer;
 struct deploy_controller;
+struct tel_engine;
 struct api_server;
 
 /* What the server serves; all borrowed and must outlive the server. runner and secrets may be
@@ -48,6 +49,7 @@ struct api_deps {
     struct registry *registry; /* /v2 answers 404 when NULL */
     struct artifact_signer *signer; /* image signing key; /api/v1/artifacts answer 503 when NULL */
     struct deploy_controller *deploy; /* deploy routes answer 503 when NULL */
+    struct tel_engine *telemetry;     /* log ingest answers 503 when NULL; /metrics adds its counters */
     const char *data_dir; /* uploads are spooled to DATA/tmp, git repositories live in DATA/git */
 };
 

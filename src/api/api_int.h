@@ -76,6 +76,10 @@ extern const size_t api_artifact_nroutes;
 extern const struct api_route api_runtime_routes[];
 extern const struct api_route api_deploy_routes[];
 extern const size_t api_deploy_nroutes;
+extern const struct api_route api_logs_routes[];   /* routes_logs.c: pave logs */
+extern const size_t api_logs_nroutes;
+extern const struct api_route api_ingest_routes[]; /* routes_ingest.c: HTTP JSON ingest */
+extern const size_t api_ingest_nroutes;
 extern const size_t api_runtime_nroutes;
 /* The i-th route across all tables, or NULL. */
 const struct api_route *api_route_at(size_t i);

@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include "api/api_int.h"
+#include "deploy/deploy.h"
+#include "telemetry/telemetry.h"
 #include "portal/portal.h"
 #include "registry/registry.h"
 #include "store/store.h"
@@ -131,6 +133,8 @@ static const struct {
     {api_artifact_routes, &api_artifact_nroutes},
     {api_runtime_routes, &api_runtime_nroutes},
     {api_deploy_routes, &api_deploy_nroutes},
+    {api_logs_routes, &api_logs_nroutes},
+    {api_ingest_routes, &api_ingest_nroutes},
 };
 
 const struct api_route *api_route_at(size_t i)
@@ -752,7 +756,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/metrics") == 0) {
         r->status = 200;
         r->out_type = "text/plain; version=0.0.4";
-        if (api_metrics_render(&srv->metrics, &r->out))
+        if (api_metrics_render(&srv->metrics, &r->out) ||
+            (srv->ctx.telemetry && tel_engine_metrics(srv->ctx.telemetry, &r->out)) ||
+            (srv->ctx.deploy && deploy_metrics(srv->ctx.deploy, &r->out)))
             r->status = 503;
         return finish(r, c);
     }

@@ -119,6 +119,8 @@ int cli_cmd_status(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_rollback(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_scale(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_deployments(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_agent(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
 
 /* The command table, for help and completion. */
 struct cli_command {

@@ -17,6 +17,7 @@
 #include "portal/portal.h"
 #include "registry/registry.h"
 #include "store/store.h"
+#include "telemetry/telemetry.h"
 
 struct server_opts {
     const char *data_dir;
@@ -30,6 +31,7 @@ struct server_opts {
     const char *service_ports;  /* first service-discovery port */
     bool stop_workloads;        /* on exit, stop replicas and HAProxy too */
     bool ingress_optional;      /* pave up: a load balancer that cannot start only warns */
+    const char *telemetry;      /* pipeline config (YAML); NULL: DATA/telemetry.yaml or defaults */
 };
 
 static int parse_listen(const char *listen, char *addr, size_t addrsz, int *port)
@@ -59,6 +61,7 @@ static int run_server(const struct server_opts *o)
     struct registry *reg = NULL;
     struct artifact_signer *signer = NULL;
     struct deploy_controller *dc = NULL;
+    struct tel_engine *tel = NULL;
     int rc = CLI_FAIL;
     char addr[64];
     int port;
@@ -181,6 +184,20 @@ static int run_server(const struct server_opts *o)
             fprintf(stderr, "pave: continuing without deployments\n");
         }
     }
+    char tel_path[4200];
+    snprintf(tel_path, sizeof(tel_path), "%s/telemetry.yaml", o->data_dir);
+    struct tel_engine_config tcfg = {
+        .data_dir = o->data_dir,
+        .config_path = o->telemetry                  ? o->telemetry
+                       : access(tel_path, R_OK) == 0 ? tel_path
+                                                     : NULL,
+        .cat = cat,
+    };
+    if (!(tel = tel_engine_start(&tcfg, &err))) {
+        cli_error("cannot start the observability pipeline: %s (see docs/telemetry.md)",
+                  err.msg);
+        goto out;
+    }
     struct portal_deps pdeps = {.st = st, .cat = cat, .runner = runner, .data_dir = o->data_dir,
                                 .registry = reg, .signer = signer, .deploy = dc};
     if (!(portal = portal_new(&pdeps, &err))) {
@@ -190,12 +207,19 @@ static int run_server(const struct server_opts *o)
     struct api_config cfg = {.listen_addr = addr, .port = port};
     struct api_deps deps = {.st = st, .cat = cat, .portal = portal, .runner = runner,
                             .secrets = box, .signer = signer, .data_dir = o->data_dir,
-                            .registry = reg, .deploy = dc};
+                            .registry = reg, .deploy = dc, .telemetry = tel};
     if (!(srv = api_server_start(&cfg, &deps, &err))) {
         cli_error("%s", err.msg);
         goto out;
     }
     int bound = api_server_port(srv);
+    if (dc) {
+        /* the "pave" scrape target of DATA/monitoring: loopback when bound to every address */
+        char self[128];
+        bool any = !addr[0] || !strcmp(addr, "0.0.0.0") || !strcmp(addr, "::");
+        snprintf(self, sizeof(self), "%s:%d", any ? "127.0.0.1" : addr, bound);
+        deploy_set_api_addr(dc, self);
+    }
     log_info("server", "listening", LOG_STR("address", addr), LOG_INT("port", bound),
              LOG_STR("store", store_backend_name(st)), LOG_STR("data_dir", o->data_dir));
     printf("Paved %s is running.\n", PAVE_VERSION);
@@ -226,6 +250,7 @@ static int run_server(const struct server_opts *o)
 out:
     /* Stop what uses the others first: requests, then the portal, then runs in progress. */
     api_server_stop(srv);
+    tel_engine_stop(tel, 5000);
     if (dc && o->stop_workloads) {
         deploy_stop_all(dc);
     } else if (dc) {
@@ -263,6 +288,8 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
                "                      deployments (default off; 'pave up' uses 127.0.0.1:8080)\n"
                "  --service-ports N   first port of the per-service discovery addresses\n"
                "                      (<NAME>_URL; default 18000)\n"
+               "  --telemetry-config FILE  the observability pipeline (default DIR/telemetry.yaml\n"
+               "                      if present, else the defaults: docs/telemetry.md)\n"
                "  --stop-workloads    on exit also stop deployed replicas and HAProxy (by\n"
                "                      default they keep serving and the next start adopts them)\n");
         return CLI_OK;
@@ -277,6 +304,7 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
         {"allow-unisolated", 0, NULL, &o.allow_unisolated},
         {"ingress", 0, &o.ingress, NULL},
         {"service-ports", 0, &o.service_ports, NULL},
+        {"telemetry-config", 0, &o.telemetry, NULL},
         {"stop-workloads", 0, NULL, &o.stop_workloads},
         {NULL, 0, NULL, NULL},
     };

@@ -235,6 +235,12 @@ struct core_log_field {
 #define LOG_END_ ((struct core_log_field){CORE_LF_END, NULL, NULL, 0})
 
 void core_log_set_level(enum core_log_level lvl);
+/* A copy of every line (without newline) also goes to fn, outside the log lock, except lines
+ * of the component "telemetry" (the pipeline the tap feeds). fn must not block for long.
+ * NULL removes the tap; set_tap returns only once calls to the previous tap have finished, so
+ * it must not be called from inside a tap. */
+typedef void (*core_log_tap_fn)(void *arg, const char *line, size_t len);
+void core_log_set_tap(core_log_tap_fn fn, void *arg);
 void core_log_set_resource(const char *instance, const char *version);
 /* Writes one JSON line to stderr. `body` is a constant message; fields are escaped here. Field
  * names that look secret (token, password, secret, authorization, cookie) are redacted. */

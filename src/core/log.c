@@ -2,6 +2,7 @@
 #include "core/core.h"
 
 #include <pthread.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,23 @@ static bool level_set;
 static char log_instance[128] = "pave";
 static char log_version[32] = PAVE_VERSION;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static core_log_tap_fn log_tap;
+static void *log_tap_arg;
+static int log_tap_inflight; /* tap calls running now (log_lock) */
+
+void core_log_set_tap(core_log_tap_fn fn, void *arg)
+{
+    pthread_mutex_lock(&log_lock);
+    log_tap = fn;
+    log_tap_arg = arg;
+    /* calls to the previous tap that already started finish before we return */
+    while (log_tap_inflight) {
+        pthread_mutex_unlock(&log_lock);
+        usleep(1000);
+        pthread_mutex_lock(&log_lock);
+    }
+    pthread_mutex_unlock(&log_lock);
+}
 
 void core_log_set_level(enum core_log_level lvl)
 {
@@ -124,5 +142,16 @@ void core_log_emit(enum core_log_level lvl, const char *component, const char *b
     fwrite(line, 1, b.len, stderr);
     fputc('\n', stderr);
     fflush(stderr);
+    /* the telemetry pipeline's own messages are not fed back into it */
+    core_log_tap_fn tap = strcmp(component, "telemetry") != 0 ? log_tap : NULL;
+    void *tap_arg = log_tap_arg;
+    if (tap)
+        log_tap_inflight++;
     pthread_mutex_unlock(&log_lock);
+    if (tap) {
+        tap(tap_arg, line, b.len);
+        pthread_mutex_lock(&log_lock);
+        log_tap_inflight--;
+        pthread_mutex_unlock(&log_lock);
+    }
 }

@@ -323,21 +323,38 @@ static void remove_dir(struct replica *r)
 
 /* ---- the load balancer ---------------------------------------------------------------------- */
 
-struct slot_view {
-    const char *want;
+/* What HAProxy reports for the slots of one backend, read once per tick. */
+#define MAX_SLOTS 64
+struct slot_info {
+    char slot[16];
     int port;
-    bool used, up, match;
+    bool used, up;
 };
 
-static int slot_find(void *arg, const struct ingress_slot_status *st)
+struct slots {
+    struct slot_info v[MAX_SLOTS];
+    size_t n;
+};
+
+static int slot_collect(void *arg, const struct ingress_slot_status *st)
 {
-    struct slot_view *v = arg;
-    if (strcmp(st->slot, v->want) != 0)
-        return 0;
-    v->used = st->is_used && st->admin != INGRESS_ADMIN_MAINT;
-    v->up = st->is_up;
-    v->match = st->port == v->port;
-    return 1;
+    struct slots *ss = arg;
+    if (ss->n < MAX_SLOTS) {
+        struct slot_info *i = &ss->v[ss->n++];
+        snprintf(i->slot, sizeof(i->slot), "%s", st->slot);
+        i->port = st->port;
+        i->used = st->is_used && st->admin != INGRESS_ADMIN_MAINT;
+        i->up = st->is_up;
+    }
+    return 0;
+}
+
+static const struct slot_info *slot_lookup(const struct slots *ss, const char *slot)
+{
+    for (size_t i = 0; i < ss->n; i++)
+        if (strcmp(ss->v[i].slot, slot) == 0)
+            return &ss->v[i];
+    return NULL;
 }
 
 /* Sessions currently on a slot ("scur" of `show stat`), or -1 if unknown. */
@@ -441,7 +458,24 @@ static void ensure_route(struct deploy_controller *dc, const struct target *t, j
 
 /* ---- launching and retiring ------------------------------------------------------------------ */
 
-static int free_port(void)
+static int kernel_port(void);
+
+/* A free loopback port that no replica of ours was given (the kernel may hand out a port
+ * again once it is closed, and a replica binds it only later). */
+static int free_port(const struct replicas *all)
+{
+    for (int attempt = 0; attempt < 20; attempt++) {
+        int port = kernel_port();
+        bool taken = false;
+        for (size_t i = 0; all && i < all->n && !taken; i++)
+            taken = all->v[i].port == port;
+        if (port && !taken)
+            return port;
+    }
+    return 0;
+}
+
+static int kernel_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -486,7 +520,7 @@ fail:
 
 /* Creates the replica directory and starts its shim. */
 static int launch(struct deploy_controller *dc, const struct target *t, const struct dep *d,
-                  struct core_err *err)
+                  const struct replicas *all, struct core_err *err)
 {
     struct runtime_image img = {0};
     json_t *spec = NULL, *secrets = NULL;
@@ -515,7 +549,7 @@ static int launch(struct deploy_controller *dc, const struct target *t, const st
             json_array_append_new(envv, json_string(img.env[i]));
     json_array_extend(envv, json_object_get(d->spec, "env"));
     int64_t seq = dc->next_seq++;
-    int port = free_port();
+    int port = free_port(all);
     snprintf(r.name, sizeof(r.name), "%s.%s.%lld", t->service, t->env, (long long)seq);
     snprintf(r.dir, sizeof(r.dir), "%s/%s", dc->root, r.name);
     char inst[240];
@@ -645,6 +679,8 @@ static void reconcile_target(struct deploy_controller *dc, const struct target *
     int64_t now = core_now_ms();
     struct core_err err = {0};
 
+    struct slots slots = {.n = 0};
+    bool have_slots = false;
     /* 1. what is there: drop dead replicas, keep slots in step with live ones */
     for (size_t i = 0; i < all->n; i++) {
         struct replica *r = &all->v[i];
@@ -676,10 +712,12 @@ static void reconcile_target(struct deploy_controller *dc, const struct target *
         }
         if (!routed)
             continue;
-        struct slot_view v = {r->slot, r->port, false, false, false};
-        if (r->slot[0])
-            ingress_backend_status(dc->ing, t->backend, slot_find, &v, &err);
-        if (!r->slot[0] || !v.used || !v.match) {
+        if (!have_slots) {
+            ingress_backend_status(dc->ing, t->backend, slot_collect, &slots, &err);
+            have_slots = true;
+        }
+        const struct slot_info *v = r->slot[0] ? slot_lookup(&slots, r->slot) : NULL;
+        if (!v || !v->used || v->port != r->port) {
             char slot[16] = "";
             if (ingress_server_add(dc->ing, t->backend, "127.0.0.1", r->port, slot, sizeof(slot),
                                    &err) == 0) {
@@ -691,7 +729,7 @@ static void reconcile_target(struct deploy_controller *dc, const struct target *
             }
             continue;
         }
-        r->ready = v.up;
+        r->ready = v->up;
         if (r->ready && !r->was_ready) {
             r->was_ready = true;
             put_small(r, "ready", "1\n");
@@ -746,7 +784,7 @@ static void reconcile_target(struct deploy_controller *dc, const struct target *
         if (surge <= 0 && unav <= 0)
             surge = 1;
         while ((int)nnew < want && (int)(nnew + nold) < want + surge) {
-            if (launch(dc, t, &d, &err)) {
+            if (launch(dc, t, &d, all, &err)) {
                 if (rolling) {
                     char why[700];
                     snprintf(why, sizeof(why), "cannot start a replica: %s", err.msg);
@@ -877,6 +915,7 @@ static void reconcile_once(struct deploy_controller *dc)
     json_t *snap = json_object();
     for (size_t i = 0; i < ts.n; i++)
         reconcile_target(dc, &ts.v[i], &all, snap);
+    deploy_monitoring_write(dc, snap); /* still ours alone: published below */
     /* replicas of no target (a deleted service): stop them */
     for (size_t i = 0; i < all.n; i++) {
         struct replica *r = &all.v[i];

@@ -118,6 +118,27 @@ json_t *deploy_status(struct deploy_controller *dc, const char *service, const c
 /* Ingress HTTP port (for URLs shown to users). */
 int deploy_ingress_port(const struct deploy_controller *dc);
 
+/* ---- monitoring (monitoring.c, docs/monitoring.md) ---- */
+
+/* Called by the reconciler with the snapshot it just built ("service/env" -> target with its
+ * replicas; borrowed, not kept): writes DATA/monitoring/targets.json (Prometheus file_sd: one
+ * entry per ready or starting replica with service, team, env, instance_name and revision
+ * labels, plus the pave server itself with job "pave" once its address is known),
+ * DATA/monitoring/rules.yml (alerting rules per deployed service and environment) and
+ * DATA/monitoring/prometheus.yml (a config using both). Each file is replaced atomically and
+ * only when its content changed. Failures are logged, never fatal. Reconciler thread only. */
+void deploy_monitoring_write(struct deploy_controller *dc, json_t *snapshot);
+
+/* Tells the controller where the pave server's /metrics is ("127.0.0.1:7070"; copied; NULL or
+ * empty: unknown), for the "pave" scrape target. Any thread. */
+void deploy_set_api_addr(struct deploy_controller *dc, const char *addr);
+
+/* Appends, in Prometheus text format, the replicas of the last reconcile: the gauges
+ * pave_replica_ready, pave_replica_crash_looping and pave_deploy_replicas_wanted and the counter
+ * pave_replica_restarts_total, labelled service, env (and replica, revision). Any thread.
+ * returns: 0, or CORE_E_TOO_BIG / CORE_E_NOMEM from the buffer (out may then hold part). */
+int deploy_metrics(struct deploy_controller *dc, struct core_buf *out);
+
 /* `pave shim DIR`: the replica process (internal; see shim.c). returns: exit code. */
 int deploy_shim_main(int argc, char **argv);
 

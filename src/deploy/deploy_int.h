@@ -39,6 +39,24 @@ int deploy_shim_stop(const char *dir, int64_t timeout_ms);
 
 struct ingress;
 
+/* Monitoring (monitoring.c): the pave server's own metrics address and a small cache of what
+ * the catalog says about deployed services (team, availability objective), so the reconciler
+ * does not read the catalog every tick. Fixed size, zeroed with the controller, nothing to free. */
+#define DEPLOY_MON_CACHE 64
+#define DEPLOY_MON_CACHE_MS 30000 /* re-read a service's team and SLO after this */
+
+struct deploy_mon_service {
+    char service[64];
+    char team[64];
+    double availability; /* spec.slo.availability in percent; 0: none */
+    int64_t fetched_ms;  /* 0: free entry */
+};
+
+struct deploy_monitoring {
+    char api_addr[80]; /* "127.0.0.1:7070"; empty: unknown (guarded by the controller's mu) */
+    struct deploy_mon_service cache[DEPLOY_MON_CACHE]; /* reconciler thread only */
+};
+
 struct deploy_controller {
     struct deploy_config cfg; /* strings point into the copies below */
     char *data_dir, *self_exe, *listen_addr, *haproxy_bin;
@@ -54,6 +72,7 @@ struct deploy_controller {
     json_t *snapshot;         /* "service/env" -> what the reconciler saw last */
     json_t *routes;           /* backend -> route text last given to the ingress */
     int64_t next_seq;
+    struct deploy_monitoring mon;
 };
 
 /* Wakes the reconciler now rather than at the next tick. */

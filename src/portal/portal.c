@@ -16,7 +16,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <curl/curl.h>
 #include <jansson.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,7 @@
 #include "ci/ci.h"
 #include "deploy/deploy.h"
 #include "store/store.h"
+#include "telemetry/telemetry.h"
 #include "template/template.h"
 
 #define HTML_TYPE "text/html; charset=utf-8"
@@ -79,6 +83,7 @@ struct page {
     char *form;              /* NUL-terminated copy of the request body, or NULL */
     const char *nav;         /* current nav item: "catalog", "create", "teams", "audit" */
     int refresh;             /* > 0: the page reloads itself after this many seconds */
+    const char *refresh_url; /* ... at this address (attribute-safe), NULL: the same one */
 };
 
 /* ---- the stylesheet, served at /static/pave.css ------------------------------------------ */
@@ -182,6 +187,19 @@ static const char pave_css[] =
     "overflow:auto;line-height:1.4;margin:0;white-space:pre-wrap;overflow-wrap:anywhere;"
     "max-height:75vh}\n"
     ".ansi-b{font-weight:700}\n"
+    ".service-nav{margin:.2rem 0 1rem}\n"
+    "table.logs{font-size:.9rem}\n"
+    "table.logs td{padding:.3rem .6rem}\n"
+    ".log-time{white-space:nowrap;font-family:ui-monospace,Menlo,Consolas,monospace}\n"
+    ".log-body{white-space:pre-wrap;overflow-wrap:anywhere;font-family:ui-monospace,Menlo,"
+    "Consolas,monospace}\n"
+    ".log-attrs{font-size:.85rem;color:var(--muted);overflow-wrap:anywhere}\n"
+    ".attr{margin-right:.4rem}.attr .k{color:var(--fg)}\n"
+    "tr.log-new{background:#fffbe6}\n"
+    ".sev{display:inline-block;padding:0 .45rem;border-radius:999px;font-size:.78rem;"
+    "font-weight:600;background:#eef1f5;color:var(--muted)}\n"
+    ".sev-info{background:#e8effc;color:#1d3f8f}.sev-warn{background:#fff3dc;color:#8a5a00}"
+    ".sev-error{background:#fdecea;color:#9c2118}.sev-fatal{background:#9c2118;color:#fff}\n"
     ".ansi-30{color:#7f8c9d}.ansi-31{color:#ff6b6b}.ansi-32{color:#8bd17c}.ansi-33{color:#f7d774}"
     ".ansi-34{color:#82aaff}.ansi-35{color:#c792ea}.ansi-36{color:#89ddff}.ansi-37{color:#d6deeb}\n"
     ".ansi-90{color:#a3adba}.ansi-91{color:#ff8f8f}.ansi-92{color:#b4f0a4}.ansi-93{color:#ffe9a3}"
@@ -275,6 +293,21 @@ static void out_link(struct page *pg, const char *prefix, const char *value)
     out_s(pg, "</a>");
 }
 
+/* A link to the service's logs page (env NULL or "": every environment), with class cls. */
+static void logs_link(struct page *pg, const char *service, const char *env, const char *cls)
+{
+    out_s(pg, "<a class=\"");
+    out_s(pg, cls);
+    out_s(pg, "\" href=\"/services/");
+    out_u(pg, service);
+    out_s(pg, "/logs");
+    if (env && *env) {
+        out_s(pg, "?env=");
+        out_u(pg, env);
+    }
+    out_s(pg, "\">Logs</a>");
+}
+
 /* value cut to `keep` characters in a <code> element (class `cls`, may be NULL), the full value
  * in the title; a dash when empty. */
 static void out_short(struct page *pg, const char *value, int keep, const char *cls)
@@ -327,8 +360,13 @@ static void page_begin(struct page *pg, int status, const char *title)
               "<title>");
     out_h(pg, title);
     out_s(pg, " &middot; Paved</title>\n<link rel=\"stylesheet\" href=\"/static/pave.css\">\n");
-    if (pg->refresh > 0)
+    if (pg->refresh > 0 && pg->refresh_url) {
+        out_f(pg, "<meta http-equiv=\"refresh\" content=\"%d; url=", pg->refresh);
+        out_s(pg, pg->refresh_url);
+        out_s(pg, "\">\n");
+    } else if (pg->refresh > 0) {
         out_f(pg, "<meta http-equiv=\"refresh\" content=\"%d\">\n", pg->refresh);
+    }
     out_s(pg, "</head>\n<body>\n<header class=\"top\">\n<a class=\"brand\" href=\"/catalog\">"
               "Paved</a>\n");
     if (pg->signed_in) {
@@ -1581,8 +1619,9 @@ static void deploy_env_card(struct page *pg, const char *service, const json_t *
         out_s(pg, "<tr><td colspan=\"8\" class=\"empty\">No replicas.</td></tr>\n");
     out_s(pg, "</tbody>\n</table>\n");
     if (env && *env) {
-        out_s(pg, "<p class=\"actions\"><a class=\"button secondary rollback-link\" "
-                  "href=\"/services/");
+        out_s(pg, "<p class=\"actions\">");
+        logs_link(pg, service, env, "button secondary logs-link");
+        out_s(pg, " <a class=\"button secondary rollback-link\" href=\"/services/");
         out_u(pg, service);
         out_s(pg, "/rollback?env=");
         out_u(pg, env);
@@ -1715,25 +1754,35 @@ int portal_deployments_render(const char *service, const struct json_t *status,
     return pg.rc;
 }
 
-/* Never fails the page: a controller or store problem becomes a note (and a log line). The
- * query's rolled_back=ID (set by the rollback form's redirect) becomes a notice. */
-static void service_deployments_section(struct page *pg, const char *name)
+/* What runs for the service (deploy_status(); NULL: not deployed, or no controller). Never
+ * fails the page: a controller problem sets *problem (and a log line). returns: owned by caller. */
+static json_t *service_status(struct page *pg, const char *name, const char **problem)
 {
-    json_t *status = NULL, *history = NULL, *notice = NULL;
     struct core_err err = {0};
-    const char *problem = NULL;
-    char id_s[32];
-    int64_t id = 0;
-
+    json_t *status = NULL;
+    *problem = NULL;
     if (pg->p->deploy) {
         status = deploy_status(pg->p->deploy, name, NULL, &err);
         if (!status && err.code != CORE_E_NOTFOUND) {
             log_warn("portal", "cannot read deploy status", LOG_STR("service", name),
                      LOG_STR("error", err.msg));
-            problem = "What runs for this service cannot be read right now.";
+            *problem = "What runs for this service cannot be read right now.";
         }
-        core_err_clear(&err);
     }
+    return status;
+}
+
+/* Never fails the page: a store problem becomes a note (and a log line). status and problem
+ * come from service_status(). The query's rolled_back=ID (set by the rollback form's redirect)
+ * becomes a notice. */
+static void service_deployments_section(struct page *pg, const char *name, const json_t *status,
+                                        const char *problem)
+{
+    json_t *history = NULL, *notice = NULL;
+    struct core_err err = {0};
+    char id_s[32];
+    int64_t id = 0;
+
     history = deploy_list(pg->p->st, name, NULL, DEPLOYS_SHOWN, 0, &err);
     if (!history)
         log_warn("portal", "cannot list deployments", LOG_STR("service", name),
@@ -1750,8 +1799,6 @@ static void service_deployments_section(struct page *pg, const char *name)
         core_err_clear(&err);
     }
     deployments_body(pg, name, status, history, pg->p->deploy != NULL, notice, problem);
-    if (status)
-        json_decref(status);
     if (history)
         json_decref(history);
     if (notice)
@@ -2484,12 +2531,895 @@ out:
     return rc;
 }
 
+/* ---- logs page and the metrics summary ------------------------------------------------------ */
+
+#define LOGS_SINCE_DEFAULT "15m"
+#define LOGS_BODY_MAX (4 * 1024)       /* body bytes shown per record */
+#define LOGS_ATTRS_SHOWN 20            /* attributes shown per record */
+#define LOGS_ATTR_MAX 200              /* bytes shown per attribute value */
+#define LOGS_ROWS_MAX (16u << 20)      /* rendered rows of one logs page */
+#define TAIL_REFRESH_SECS 2
+#define SCRAPE_MAX 16                  /* replicas read per service page */
+#define SCRAPE_TIMEOUT_MS 500
+#define SCRAPE_BODY_MAX (1u << 20)
+#define METRICS_ENVS_MAX 32
+#define LOGCOUNT_CAP 100000            /* records counted per environment */
+#define LOGCOUNT_WINDOW_NS (3600LL * 1000000000LL)
+
+static const char *const sev_class[7] = {"unknown", "trace", "debug", "info",
+                                         "warn",    "error", "fatal"};
+static const char *const sev_label[7] = {"OTHER", "TRACE", "DEBUG", "INFO",
+                                         "WARN",  "ERROR", "FATAL"};
+
+/* Severity number (1-24) to its bucket: 1 trace ... 6 fatal, 0 unspecified. */
+static int sev_bucket(int severity)
+{
+    if (severity <= 0)
+        return 0;
+    int b = (severity - 1) / 4 + 1;
+    return b > 6 ? 6 : b;
+}
+
+/* "SEG.OFF" -> a store cursor; false when malformed. */
+static bool parse_cursor(const char *s, uint64_t *seg, uint64_t *off)
+{
+    uint64_t v[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        for (int d = 0; *s >= '0' && *s <= '9'; s++, d++) {
+            if (d >= 19)
+                return false;
+            v[k] = v[k] * 10 + (uint64_t)(*s - '0');
+        }
+        if (k == 0 && *s++ != '.')
+            return false;
+    }
+    if (*s)
+        return false;
+    *seg = v[0];
+    *off = v[1];
+    return true;
+}
+
+int portal_logs_filter_parse(const char *query, int64_t now_ms, struct portal_logs_filter *f,
+                             const char **problem)
+{
+    const char *q = query ? query : "";
+    char v[PARAM_MAX];
+    memset(f, 0, sizeof(*f));
+    f->limit = PORTAL_LOGS_LIMIT_DEFAULT;
+    *problem = NULL;
+
+    if (form_value(q, "env", f->env, sizeof(f->env)) || (f->env[0] && !core_is_dns_label(f->env))) {
+        *problem = "'env' must name an environment, e.g. prod.";
+        return CORE_E_INVAL;
+    }
+    if (form_value(q, "level", f->level, sizeof(f->level)) ||
+        (f->level[0] && !(f->min_severity = tel_severity_parse(f->level, strlen(f->level))))) {
+        *problem = "'level' must be trace, debug, info, warn, error or fatal.";
+        return CORE_E_INVAL;
+    }
+    if (form_value(q, "grep", f->grep, sizeof(f->grep))) {
+        *problem = "'grep' is too long (255 bytes at most) or holds control characters.";
+        return CORE_E_INVAL;
+    }
+    /* an absent `since` is the default window; an empty one (a cleared field) is no bound */
+    int src = core_form_get(q, "since", f->since, sizeof(f->since));
+    if (src == CORE_E_NOTFOUND)
+        snprintf(f->since, sizeof(f->since), "%s", LOGS_SINCE_DEFAULT);
+    else if (src || !value_ok(f->since))
+        f->since[0] = '\x01'; /* fails below */
+    if (f->since[0] && tel_store_parse_time(f->since, now_ms * 1000000, &f->since_ns)) {
+        f->since[0] = 0;
+        *problem = "'since' must be a duration back from now (5m, 2h, 7d) or an RFC 3339 time.";
+        return CORE_E_INVAL;
+    }
+    if (form_value(q, "limit", v, sizeof(v))) {
+        *problem = "'limit' must be a whole number from 1 to 1000.";
+        return CORE_E_INVAL;
+    }
+    if (v[0]) {
+        char *end = NULL;
+        long n = strtol(v, &end, 10);
+        if (!end || *end || n < 1 || n > PORTAL_LOGS_LIMIT_MAX) {
+            *problem = "'limit' must be a whole number from 1 to 1000.";
+            return CORE_E_INVAL;
+        }
+        f->limit = (size_t)n;
+    }
+    if (form_value(q, "follow", v, sizeof(v))) {
+        *problem = "'follow' must be 1 or 0.";
+        return CORE_E_INVAL;
+    }
+    f->follow = strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0;
+    if (form_value(q, "after", v, sizeof(v)) ||
+        (v[0] && !(f->has_after = parse_cursor(v, &f->after_seg, &f->after_off)))) {
+        *problem = "'after' must be a position in the log store (SEGMENT.OFFSET).";
+        return CORE_E_INVAL;
+    }
+    int64_t now_s = now_ms / 1000;
+    if (form_value(q, "tail_end", v, sizeof(v))) {
+        *problem = "'tail_end' must be a time in seconds.";
+        return CORE_E_INVAL;
+    }
+    if (v[0]) {
+        char *end = NULL;
+        long long n = strtoll(v, &end, 10);
+        if (!end || *end || n < 0) {
+            *problem = "'tail_end' must be a time in seconds.";
+            return CORE_E_INVAL;
+        }
+        f->tail_end = n;
+    }
+    if (f->follow && (!f->tail_end || f->tail_end > now_s + PORTAL_TAIL_SECS))
+        f->tail_end = now_s + PORTAL_TAIL_SECS;
+    return 0;
+}
+
+/* The logs page's URL with the filter, into b ('&' written as "&amp;": for attributes).
+ * follow adds follow=1, the tail's end and, when after is set, the cursor. */
+static int logs_href(struct core_buf *b, const char *service, const struct portal_logs_filter *f,
+                     bool follow, const struct tel_store_cursor *after)
+{
+    int rc = core_buf_adds(b, "/services/");
+    if (!rc)
+        rc = core_buf_add_urlenc(b, service);
+    if (!rc)
+        rc = core_buf_adds(b, "/logs?since=");
+    if (!rc)
+        rc = core_buf_add_urlenc(b, f->since);
+    const struct {
+        const char *key, *val;
+    } kv[] = {{"env", f->env}, {"level", f->level}, {"grep", f->grep}};
+    for (size_t i = 0; !rc && i < sizeof(kv) / sizeof(kv[0]); i++) {
+        if (!kv[i].val[0])
+            continue;
+        rc = core_buf_addf(b, "&amp;%s=", kv[i].key);
+        if (!rc)
+            rc = core_buf_add_urlenc(b, kv[i].val);
+    }
+    if (!rc && f->limit != PORTAL_LOGS_LIMIT_DEFAULT)
+        rc = core_buf_addf(b, "&amp;limit=%zu", f->limit);
+    if (!rc && follow) {
+        rc = core_buf_adds(b, "&amp;follow=1");
+        if (!rc && f->tail_end)
+            rc = core_buf_addf(b, "&amp;tail_end=%lld", (long long)f->tail_end);
+        if (!rc && after)
+            rc = core_buf_addf(b, "&amp;after=%llu.%llu", (unsigned long long)after->seg,
+                               (unsigned long long)after->off);
+    }
+    return rc;
+}
+
+/* At most max bytes of s, cut back to a UTF-8 boundary, through out_log(); "…" when cut. */
+static void out_log_cut(struct page *pg, const char *s, size_t n, size_t max)
+{
+    if (n <= max) {
+        out_log(pg, s, n);
+        return;
+    }
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xc0) == 0x80)
+        cut--;
+    out_log(pg, s, cut);
+    out_s(pg, "<span class=\"muted\">&hellip;</span>");
+}
+
+/* "2024-05-01T12:34:56.789Z" as "2024-05-01 12:34:56.789" in a <time> element. */
+static void out_log_time(struct page *pg, const char *ts)
+{
+    if (!ts || !*ts) {
+        out_hd(pg, NULL);
+        return;
+    }
+    char shown[32];
+    size_t n = strlen(ts);
+    if (n >= 23 && n < sizeof(shown) && ts[10] == 'T' && ts[19] == '.') {
+        memcpy(shown, ts, 23);
+        shown[10] = ' ';
+        shown[23] = 0;
+    } else {
+        snprintf(shown, sizeof(shown), "%.31s", ts);
+    }
+    out_s(pg, "<time datetime=\"");
+    out_h(pg, ts);
+    out_s(pg, "\" title=\"");
+    out_h(pg, ts);
+    out_s(pg, "\">");
+    out_h(pg, shown);
+    out_s(pg, "</time>");
+}
+
+static void log_attrs(struct page *pg, const json_t *attrs)
+{
+    if (!json_is_object(attrs) || json_object_size(attrs) == 0)
+        return;
+    size_t i = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach ((json_t *)attrs, key, v) {
+        if (i++ == LOGS_ATTRS_SHOWN) {
+            out_f(pg, "<span class=\"muted\">+%zu more</span>",
+                  json_object_size(attrs) - LOGS_ATTRS_SHOWN);
+            break;
+        }
+        out_s(pg, "<span class=\"attr\"><span class=\"k\">");
+        out_log_cut(pg, key, strlen(key), LOGS_ATTR_MAX);
+        out_s(pg, "</span>=");
+        if (json_is_string(v)) {
+            out_log_cut(pg, json_string_value(v), json_string_length(v), LOGS_ATTR_MAX);
+        } else {
+            char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (!text && !pg->rc)
+                pg->rc = CORE_E_NOMEM;
+            if (text)
+                out_log_cut(pg, text, strlen(text), LOGS_ATTR_MAX);
+            free(text); /* jansson's allocator */
+        }
+        out_s(pg, "</span> ");
+    }
+}
+
+static void log_row(struct page *pg, const char *line, size_t len, int severity, bool is_new)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    int b = sev_bucket(severity);
+    out_s(pg, is_new ? "<tr class=\"log-row log-new\"><td class=\"log-time\">"
+                     : "<tr class=\"log-row\"><td class=\"log-time\">");
+    out_log_time(pg, jstr(j, "ts"));
+    out_f(pg, "</td><td class=\"log-sev\"><span class=\"sev sev-%s\">%s</span></td>"
+              "<td class=\"log-instance\">",
+          sev_class[b], b ? sev_label[b] : "&mdash;");
+    out_hd(pg, jstr(jget(j, "resource"), "service.instance.id"));
+    out_s(pg, "</td><td class=\"log-body\">");
+    const json_t *body = jget(j, "body");
+    if (!j)
+        out_log_cut(pg, line, len, LOGS_BODY_MAX);
+    else if (json_is_string(body))
+        out_log_cut(pg, json_string_value(body), json_string_length(body), LOGS_BODY_MAX);
+    out_s(pg, "</td><td class=\"log-attrs\">");
+    log_attrs(pg, jget(j, "attributes"));
+    out_s(pg, "</td></tr>\n");
+    json_decref(j);
+}
+
+int portal_log_row_render(const char *line, size_t len, int severity, bool is_new,
+                          struct core_buf *out)
+{
+    struct portal_request req = {.method = "GET", .path = "/"};
+    struct portal_response resp = {0};
+    struct page pg = {.req = &req, .resp = &resp, .b = out, .is_get = true};
+    log_row(&pg, line ? line : "", line ? len : 0, severity, is_new);
+    return pg.rc;
+}
+
+struct log_rows {
+    struct page *pg;
+    size_t n, n_new;
+    bool has_after, cut;
+    struct tel_store_cursor after;
+};
+
+static int log_row_fn(void *arg, const struct tel_store_row *row)
+{
+    struct log_rows *a = arg;
+    struct page *pg = a->pg;
+    bool is_new = a->has_after && (row->at.seg > a->after.seg ||
+                                   (row->at.seg == a->after.seg && row->at.off > a->after.off));
+    size_t mark = pg->b->len;
+    log_row(pg, row->line, row->len, row->severity, is_new);
+    if (pg->rc) {
+        /* the rows buffer is full: keep what fits, say so */
+        pg->b->len = mark;
+        pg->b->data[mark] = 0;
+        a->cut = true;
+        return pg->rc == CORE_E_TOO_BIG ? 1 : pg->rc;
+    }
+    a->n++;
+    a->n_new += is_new;
+    return 0;
+}
+
+struct env_opts {
+    struct page *pg;
+    const char *selected;
+};
+
+static int env_option(void *arg, const struct catalog_env *e)
+{
+    struct env_opts *o = arg;
+    struct page *pg = o->pg;
+    out_s(pg, "<option value=\"");
+    out_h(pg, e->name);
+    out_s(pg, "\"");
+    if (o->selected && strcmp(o->selected, e->name) == 0) {
+        out_s(pg, " selected");
+        o->selected = NULL; /* found */
+    }
+    out_s(pg, ">");
+    out_h(pg, e->name);
+    out_s(pg, "</option>");
+    return pg->rc;
+}
+
+static void logs_filter_form(struct page *pg, const char *service,
+                             const struct portal_logs_filter *f)
+{
+    static const char *const levels[] = {"trace", "debug", "info", "warn", "error", "fatal"};
+    out_s(pg, "<form id=\"logs-filter\" class=\"filters\" method=\"get\" action=\"/services/");
+    out_u(pg, service);
+    out_s(pg, "/logs\">\n<label for=\"env\">Environment</label>\n<select id=\"env\" name=\"env\">"
+              "<option value=\"\">All</option>");
+    struct env_opts o = {pg, f->env[0] ? f->env : NULL};
+    struct core_err err = {0};
+    if (catalog_env_list(pg->p->cat, env_option, &o, &err) && !pg->rc)
+        log_warn("portal", "cannot list environments", LOG_STR("error", err.msg));
+    if (o.selected) { /* not (or no longer) in the catalog: keep the filter visible */
+        out_s(pg, "<option selected value=\"");
+        out_h(pg, f->env);
+        out_s(pg, "\">");
+        out_h(pg, f->env);
+        out_s(pg, "</option>");
+    }
+    out_s(pg, "</select>\n<label for=\"level\">Level</label>\n<select id=\"level\" "
+              "name=\"level\"><option value=\"\">Any</option>");
+    int sel = sev_bucket(f->min_severity);
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+        out_f(pg, "<option value=\"%s\"%s>%s and above</option>", levels[i],
+              f->min_severity && sel == (int)i + 1 ? " selected" : "", sev_label[i + 1]);
+    out_s(pg, "</select>\n<label for=\"grep\" class=\"visually-hidden\">Text</label>\n"
+              "<input id=\"grep\" name=\"grep\" type=\"search\" maxlength=\"255\" "
+              "placeholder=\"Text in the message\" value=\"");
+    out_h(pg, f->grep);
+    out_s(pg, "\">\n<label for=\"since\">Since</label>\n<input id=\"since\" name=\"since\" "
+              "size=\"8\" maxlength=\"63\" placeholder=\"15m, 2h, 7d\" value=\"");
+    out_h(pg, f->since);
+    out_f(pg, "\">\n<label for=\"limit\">Show</label>\n<input id=\"limit\" name=\"limit\" "
+              "type=\"number\" min=\"1\" max=\"%d\" value=\"%zu\">\n"
+              "<button type=\"submit\">Apply</button>\n<a class=\"clear\" id=\"logs-clear\" "
+              "href=\"/services/",
+          PORTAL_LOGS_LIMIT_MAX, f->limit);
+    out_u(pg, service);
+    out_s(pg, "/logs\">Clear</a>\n</form>\n");
+}
+
+static int logs_page(struct page *pg, const char *name)
+{
+    struct catalog_service s = {0};
+    struct portal_logs_filter f;
+    struct core_buf rows, href;
+    const char *problem = NULL;
+    char dir[4200];
+    int rc = 0;
+    core_buf_init(&rows, LOGS_ROWS_MAX);
+    core_buf_init(&href, 0);
+
+    if (!core_is_dns_label(name)) {
+        rc = not_found(pg);
+        goto out;
+    }
+    rc = catalog_service_get(pg->p->cat, name, &s, &pg->err);
+    if (rc == CORE_E_NOTFOUND) {
+        rc = error_page(pg, 404, "Service not found", "No service by that name is in the catalog.");
+        goto out;
+    }
+    if (rc)
+        goto out;
+    int64_t now_ms = core_now_ms();
+    if (portal_logs_filter_parse(pg->req->query, now_ms, &f, &problem)) {
+        rc = bad_request(pg, problem);
+        goto out;
+    }
+    bool tailing = f.follow && now_ms / 1000 < f.tail_end;
+
+    /* rows first (into their own buffer): the page head needs the cursor they end at */
+    struct tel_store_cursor end = {0, 0};
+    struct log_rows a = {.pg = pg, .has_after = tailing && f.has_after,
+                         .after = {f.after_seg, f.after_off}};
+    bool store_ok = pg->p->data_dir != NULL;
+    if (store_ok) {
+        struct tel_store_query q = {.service = s.name,
+                                    .env = f.env,
+                                    .since_ns = f.since_ns,
+                                    .min_severity = f.min_severity,
+                                    .grep = f.grep[0] ? f.grep : NULL,
+                                    .limit = f.limit,
+                                    .end = &end};
+        struct core_err err = {0};
+        struct core_buf *page_b = pg->b;
+        tel_store_dir(pg->p->data_dir, dir, sizeof(dir));
+        pg->b = &rows;
+        int qrc = tel_store_query(dir, &q, log_row_fn, &a, &err);
+        pg->b = page_b;
+        if (qrc < 0 && pg->rc) {
+            rc = pg->rc; /* out of memory while rendering */
+            goto out;
+        }
+        pg->rc = 0;
+        if (qrc < 0) {
+            log_warn("portal", "cannot read the log store", LOG_STR("service", s.name),
+                     LOG_STR("error", err.msg));
+            store_ok = false;
+        }
+    }
+    if (tailing) {
+        if ((rc = logs_href(&href, s.name, &f, true, &end)) ||
+            (rc = core_buf_adds(&href, "#tail-end")))
+            goto out;
+        pg->refresh = TAIL_REFRESH_SECS;
+        pg->refresh_url = href.data;
+    }
+
+    pg->nav = "catalog";
+    page_begin(pg, 200, "Logs");
+    out_s(pg, "<p class=\"crumbs\"><a href=\"/catalog\">Catalog</a> / ");
+    out_link(pg, "/services/", s.name);
+    out_s(pg, " / Logs</p>\n<h1 id=\"logs-title\">Logs of ");
+    out_h(pg, s.name);
+    out_s(pg, "</h1>\n");
+    logs_filter_form(pg, s.name, &f);
+
+    if (tailing) {
+        char until[32];
+        core_time_format(f.tail_end * 1000, until, sizeof(until));
+        out_f(pg, "<p class=\"note\" id=\"live\" role=\"status\">Live tail: this page reloads "
+                  "every %d seconds until ", TAIL_REFRESH_SECS);
+        out_log_time(pg, until);
+        out_s(pg, " UTC; lines that arrived since the last reload are highlighted. "
+                  "<a id=\"stop-tail\" href=\"");
+        core_buf_clear(&href);
+        if ((rc = logs_href(&href, s.name, &f, false, NULL)))
+            goto out;
+        out_s(pg, href.data);
+        out_s(pg, "\">Stop</a></p>\n");
+    } else {
+        out_s(pg, f.follow ? "<p class=\"note\" id=\"tail-ended\">The live tail stopped after 10 "
+                             "minutes. "
+                           : "<p class=\"actions\">");
+        out_s(pg, "<a class=\"button secondary\" id=\"live-tail\" href=\"");
+        core_buf_clear(&href);
+        f.tail_end = 0; /* a fresh 10 minutes */
+        if ((rc = logs_href(&href, s.name, &f, true, NULL)))
+            goto out;
+        out_s(pg, href.data);
+        out_s(pg, f.follow ? "\">Resume the live tail</a></p>\n" : "\">Live tail</a></p>\n");
+    }
+    if (!pg->p->data_dir)
+        out_s(pg, "<p class=\"note\" id=\"logs-off\">The log store is not available on this "
+                  "server.</p>\n");
+    else if (!store_ok)
+        out_s(pg, "<p class=\"note\" id=\"logs-unavailable\">The log store cannot be read right "
+                  "now.</p>\n");
+    out_f(pg, "<p class=\"count\" id=\"logs-count\">%zu %s", a.n, a.n == 1 ? "record" : "records");
+    if (f.since_ns) {
+        out_s(pg, " since ");
+        out_h(pg, f.since);
+    }
+    out_f(pg, " (the newest %zu at most, oldest first)", f.limit);
+    if (a.has_after)
+        out_f(pg, ", <span id=\"logs-new\">%zu new</span>", a.n_new);
+    out_s(pg, ".</p>\n");
+    if (a.cut)
+        out_s(pg, "<p class=\"note\" id=\"logs-cut\">Not every record fits on one page: narrow "
+                  "the filter or lower the number shown.</p>\n");
+    out_s(pg, "<table id=\"logs\" class=\"logs\">\n<thead><tr><th>Time (UTC)</th><th>Level</th>"
+              "<th>Instance</th><th>Message</th><th>Attributes</th></tr></thead>\n<tbody>\n");
+    if (!pg->rc)
+        pg->rc = core_buf_add(pg->b, rows.data, rows.len);
+    if (a.n == 0)
+        out_s(pg, "<tr><td colspan=\"5\" class=\"empty\">No records match.</td></tr>\n");
+    out_s(pg, "</tbody>\n</table>\n<p id=\"tail-end\" class=\"muted\">The same records: "
+              "<code>pave logs ");
+    out_h(pg, s.name);
+    out_s(pg, "</code>.</p>\n");
+    page_end(pg);
+    rc = pg->rc;
+out:
+    pg->refresh_url = NULL;
+    core_buf_release(&href);
+    core_buf_release(&rows);
+    catalog_service_release(&s);
+    return rc;
+}
+
+/* -- the metrics summary -- */
+
+size_t portal_prom_sum_codes(const char *text, size_t len, struct portal_http_counts *c)
+{
+    static const char name[] = "http_requests_total";
+    const size_t name_len = sizeof(name) - 1;
+    size_t used = 0, i = 0;
+    while (i < len) {
+        const char *l = text + i;
+        const char *nl = memchr(l, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - l) : len - i;
+        i += n + 1;
+        size_t k = 0;
+        while (k < n && (l[k] == ' ' || l[k] == '\t'))
+            k++;
+        if (n - k < name_len || memcmp(l + k, name, name_len) != 0)
+            continue; /* also comments, blank lines and other metrics */
+        k += name_len;
+        char code[8] = "";
+        if (k < n && l[k] == '{') {
+            bool ok = false;
+            k++;
+            while (k < n) {
+                while (k < n && (l[k] == ' ' || l[k] == ','))
+                    k++;
+                if (k < n && l[k] == '}') {
+                    k++;
+                    ok = true;
+                    break;
+                }
+                size_t ns = k;
+                while (k < n && ((l[k] >= 'a' && l[k] <= 'z') || (l[k] >= 'A' && l[k] <= 'Z') ||
+                                 (l[k] >= '0' && l[k] <= '9') || l[k] == '_'))
+                    k++;
+                size_t lname = k - ns;
+                if (!lname || k >= n || l[k] != '=' || k + 1 >= n || l[k + 1] != '"')
+                    break;
+                k += 2;
+                char val[8];
+                size_t vl = 0;
+                bool closed = false, fits = true;
+                while (k < n) {
+                    char ch = l[k++];
+                    if (ch == '"') {
+                        closed = true;
+                        break;
+                    }
+                    if (ch == '\\' && k < n)
+                        ch = l[k++];
+                    if (vl < sizeof(val) - 1)
+                        val[vl++] = ch;
+                    else
+                        fits = false;
+                }
+                if (!closed)
+                    break;
+                val[vl] = 0;
+                if (lname == 4 && memcmp(l + ns, "code", 4) == 0)
+                    snprintf(code, sizeof(code), "%s", fits ? val : "");
+            }
+            if (!ok)
+                continue;
+        } else if (k < n && l[k] != ' ' && l[k] != '\t') {
+            continue; /* a longer name: http_requests_total_created ... */
+        }
+        while (k < n && (l[k] == ' ' || l[k] == '\t'))
+            k++;
+        char num[64];
+        size_t nn = 0;
+        while (k < n && l[k] != ' ' && l[k] != '\t' && l[k] != '\r' && nn < sizeof(num) - 1)
+            num[nn++] = l[k++];
+        num[nn] = 0;
+        char *end = NULL;
+        double v = nn ? strtod(num, &end) : NAN;
+        if (!nn || !end || *end || !isfinite(v) || v < 0)
+            continue;
+        int cls = 0;
+        if (strlen(code) == 3 && code[0] >= '1' && code[0] <= '5' && code[1] >= '0' &&
+            code[1] <= '9' && code[2] >= '0' && code[2] <= '9')
+            cls = code[0] - '0';
+        c->total += v;
+        c->by_class[cls] += v;
+        used++;
+    }
+    return used;
+}
+
+struct scrape {
+    CURL *h;
+    struct core_buf body;
+    size_t env; /* index into the metrics array */
+    bool done, ok;
+};
+
+static size_t scrape_write(char *p, size_t sz, size_t n, void *arg)
+{
+    struct scrape *s = arg;
+    return core_buf_add(&s->body, p, sz * n) ? 0 : sz * n;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* Reads http://127.0.0.1:PORT/metrics of every entry at once, SCRAPE_TIMEOUT_MS each; sets ok
+ * on a complete 200 answer. */
+static void scrape_run(struct scrape *s, const int *ports, size_t n)
+{
+    if (!n)
+        return;
+    pthread_once(&curl_once, curl_init_once);
+    CURLM *m = curl_multi_init();
+    if (!m)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        char url[64];
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", ports[i]);
+        if (!(s[i].h = curl_easy_init()))
+            continue;
+        curl_easy_setopt(s[i].h, CURLOPT_URL, url);
+        curl_easy_setopt(s[i].h, CURLOPT_PROXY, ""); /* loopback: never through a proxy */
+        curl_easy_setopt(s[i].h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(s[i].h, CURLOPT_TIMEOUT_MS, (long)SCRAPE_TIMEOUT_MS);
+        curl_easy_setopt(s[i].h, CURLOPT_WRITEFUNCTION, scrape_write);
+        curl_easy_setopt(s[i].h, CURLOPT_WRITEDATA, &s[i]);
+        curl_easy_setopt(s[i].h, CURLOPT_PRIVATE, &s[i]);
+        if (curl_multi_add_handle(m, s[i].h) != CURLM_OK) {
+            curl_easy_cleanup(s[i].h);
+            s[i].h = NULL;
+        }
+    }
+    int running = 1;
+    int64_t deadline = core_now_ms() + SCRAPE_TIMEOUT_MS + 100; /* every handle times out */
+    while (running && core_now_ms() < deadline) {
+        if (curl_multi_perform(m, &running) != CURLM_OK)
+            break;
+        if (running)
+            curl_multi_poll(m, NULL, 0, 50, NULL);
+    }
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m, &left))) {
+        struct scrape *one = NULL;
+        if (msg->msg != CURLMSG_DONE ||
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&one) != CURLE_OK ||
+            !one)
+            continue;
+        long code = 0;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+        one->ok = msg->data.result == CURLE_OK && code == 200;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!s[i].h)
+            continue;
+        curl_multi_remove_handle(m, s[i].h);
+        curl_easy_cleanup(s[i].h);
+        s[i].h = NULL;
+    }
+    curl_multi_cleanup(m);
+}
+
+static int count_fn(void *arg, const struct tel_store_row *row)
+{
+    struct portal_log_counts *c = arg;
+    c->by_sev[sev_bucket(row->severity)]++;
+    if (++c->total >= LOGCOUNT_CAP) {
+        c->capped = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* The last hour of the service's records in env (NULL: every env), counted by severity. */
+static void count_logs(struct page *pg, const char *service, const char *env,
+                       struct portal_log_counts *c)
+{
+    char dir[4200];
+    struct core_err err = {0};
+    if (!pg->p->data_dir) {
+        c->failed = true;
+        return;
+    }
+    tel_store_dir(pg->p->data_dir, dir, sizeof(dir));
+    struct tel_store_query q = {.service = service,
+                                .env = env,
+                                .since_ns = core_now_ms() * 1000000 - LOGCOUNT_WINDOW_NS};
+    if (tel_store_query(dir, &q, count_fn, c, &err) < 0) {
+        log_warn("portal", "cannot count log records", LOG_STR("service", service),
+                 LOG_STR("error", err.msg));
+        c->failed = true;
+    }
+}
+
+static void out_log_counts(struct page *pg, const struct portal_log_counts *c)
+{
+    if (c->failed) {
+        out_hd(pg, NULL);
+        return;
+    }
+    if (c->total == 0) {
+        out_s(pg, "<span class=\"muted\">none</span>");
+        return;
+    }
+    out_f(pg, "<span class=\"log-total\">%s%lld</span> ", c->capped ? "at least " : "",
+          (long long)c->total);
+    for (int b = 6; b >= 0; b--)
+        if (c->by_sev[b])
+            out_f(pg, "<span class=\"sev sev-%s\">%s %lld</span> ", sev_class[b], sev_label[b],
+                  (long long)c->by_sev[b]);
+}
+
+static void metrics_row(struct page *pg, const char *service, const json_t *e,
+                        const struct portal_env_metrics *m)
+{
+    const char *env = jstr(e, "env");
+    const json_t *reps = jget(e, "replicas");
+    int64_t wanted = 0, restarts = 0, r_n = 0;
+    size_t ready = 0, idx;
+    json_t *r;
+    jint(e, "replicas_wanted", &wanted);
+    if (json_is_array(reps))
+        json_array_foreach ((json_t *)reps, idx, r) {
+            if (json_is_true(json_object_get(r, "ready")) &&
+                !json_is_true(json_object_get(r, "draining")))
+                ready++;
+            if (jint(r, "restarts", &r_n) && r_n > 0)
+                restarts += r_n;
+        }
+    out_s(pg, "<tr class=\"metrics-row\" data-env=\"");
+    out_h(pg, env);
+    out_s(pg, "\"><td>");
+    out_hd(pg, env);
+    out_s(pg, "</td><td>");
+    state_badge(pg, jstr(jget(e, "desired"), "state"), NULL);
+    out_f(pg, "</td><td class=\"num metrics-ready\">%zu / %lld</td>"
+              "<td class=\"num metrics-restarts\">%lld</td>",
+          ready, (long long)wanted, (long long)restarts);
+    if (m && m->scraped) {
+        double total = m->http.total, bad = m->http.by_class[5];
+        out_f(pg, "<td class=\"num metrics-requests\"");
+        if (m->unanswered)
+            out_f(pg, " title=\"%zu of %zu replicas answered\"", m->scraped,
+                  m->scraped + m->unanswered);
+        out_f(pg, ">%.0f</td><td class=\"num metrics-5xx\">%.0f</td>"
+                  "<td class=\"num metrics-ratio\">",
+              total, bad);
+        if (total > 0)
+            out_f(pg, "%.2f%%", 100.0 * bad / total);
+        else
+            out_hd(pg, NULL);
+        out_s(pg, "</td>");
+    } else {
+        out_s(pg, "<td class=\"num metrics-requests\">");
+        out_hd(pg, NULL);
+        out_s(pg, "</td><td class=\"num metrics-5xx\">");
+        out_hd(pg, NULL);
+        out_s(pg, "</td><td class=\"num metrics-ratio\">");
+        out_hd(pg, NULL);
+        out_s(pg, "</td>");
+    }
+    out_s(pg, "<td class=\"metrics-logs\">");
+    if (m)
+        out_log_counts(pg, &m->logs);
+    else
+        out_hd(pg, NULL);
+    out_s(pg, "</td><td>");
+    logs_link(pg, service, env, "logs-link");
+    out_s(pg, "</td></tr>\n");
+}
+
+static void metrics_body(struct page *pg, const char *service, const json_t *status,
+                         const struct portal_env_metrics *m, size_t n)
+{
+    out_s(pg, "<section id=\"metrics\">\n<h2>Metrics</h2>\n");
+    const json_t *envs = jget(status, "environments");
+    size_t shown = 0, idx;
+    json_t *e;
+    if (json_is_array(envs))
+        json_array_foreach ((json_t *)envs, idx, e) {
+            const char *env = jstr(e, "env");
+            if (!json_is_object(e) || !env)
+                continue;
+            if (!shown)
+                out_s(pg, "<table id=\"metrics-summary\">\n<thead><tr><th>Environment</th>"
+                          "<th>State</th><th class=\"num\">Ready</th><th class=\"num\">Restarts"
+                          "</th><th class=\"num\">Requests</th><th class=\"num\">5xx</th>"
+                          "<th class=\"num\">Error ratio</th><th>Logs, last hour</th><th></th>"
+                          "</tr></thead>\n<tbody>\n");
+            const struct portal_env_metrics *me = NULL;
+            for (size_t i = 0; i < n && !me; i++)
+                if (m[i].env && strcmp(m[i].env, env) == 0)
+                    me = &m[i];
+            metrics_row(pg, service, e, me);
+            shown++;
+        }
+    if (shown) {
+        out_s(pg, "</tbody>\n</table>\n<p class=\"muted\">Requests and 5xx are the sums of the "
+                  "ready replicas' own <code>http_requests_total</code> counters (since each "
+                  "replica started), read from their <code>/metrics</code> as this page loads; "
+                  "a dash means no replica answered. Logs are the last hour of the log "
+                  "store.</p>\n");
+    } else {
+        const struct portal_env_metrics *all = NULL;
+        for (size_t i = 0; i < n && !all; i++)
+            if (!m[i].env)
+                all = &m[i];
+        out_s(pg, "<p class=\"muted\" id=\"metrics-not-deployed\">Not deployed: there are no "
+                  "replicas to read request counts from.</p>\n<p id=\"metrics-logs\">Logs, last "
+                  "hour: ");
+        if (all)
+            out_log_counts(pg, &all->logs);
+        else
+            out_hd(pg, NULL);
+        out_s(pg, " ");
+        logs_link(pg, service, NULL, "logs-link");
+        out_s(pg, "</p>\n");
+    }
+    out_s(pg, "</section>\n");
+}
+
+int portal_metrics_render(const char *service, const struct json_t *status,
+                          const struct portal_env_metrics *m, size_t n, struct core_buf *out)
+{
+    struct portal_request req = {.method = "GET", .path = "/"};
+    struct portal_response resp = {0};
+    struct page pg = {.req = &req, .resp = &resp, .b = out, .is_get = true};
+    metrics_body(&pg, service ? service : "", status, m, m ? n : 0);
+    return pg.rc;
+}
+
+/* Never fails the page: replicas that do not answer and store problems show as dashes. */
+static void service_metrics_section(struct page *pg, const char *name, const json_t *status)
+{
+    struct portal_env_metrics m[METRICS_ENVS_MAX];
+    struct scrape s[SCRAPE_MAX];
+    int ports[SCRAPE_MAX];
+    size_t n = 0, ns = 0, idx, ridx;
+    json_t *e, *r;
+    memset(m, 0, sizeof(m));
+    memset(s, 0, sizeof(s));
+    const json_t *envs = jget(status, "environments");
+    if (json_is_array(envs))
+        json_array_foreach ((json_t *)envs, idx, e) {
+            const char *env = jstr(e, "env");
+            if (!env || n == METRICS_ENVS_MAX)
+                continue;
+            m[n].env = env;
+            const json_t *reps = jget(e, "replicas");
+            int64_t port = 0;
+            if (json_is_array(reps))
+                json_array_foreach ((json_t *)reps, ridx, r) {
+                    if (!json_is_true(jget(r, "ready")) || json_is_true(jget(r, "draining")) ||
+                        !jint(r, "port", &port) || port < 1 || port > 65535)
+                        continue;
+                    if (ns == SCRAPE_MAX) {
+                        m[n].unanswered++;
+                        continue;
+                    }
+                    core_buf_init(&s[ns].body, SCRAPE_BODY_MAX);
+                    s[ns].env = n;
+                    ports[ns++] = (int)port;
+                }
+            n++;
+        }
+    if (n == 0)
+        n = 1; /* m[0].env NULL: the whole service */
+    scrape_run(s, ports, ns);
+    for (size_t i = 0; i < ns; i++) {
+        struct portal_env_metrics *me = &m[s[i].env];
+        if (s[i].ok) {
+            portal_prom_sum_codes(s[i].body.data, s[i].body.len, &me->http);
+            me->scraped++;
+        } else {
+            me->unanswered++;
+        }
+        core_buf_release(&s[i].body);
+    }
+    for (size_t i = 0; i < n; i++)
+        count_logs(pg, name, m[i].env, &m[i].logs);
+    metrics_body(pg, name, status, m, n);
+}
+
 /* ---- service page ---------------------------------------------------------------------------- */
 
 static int service_page(struct page *pg, const char *name)
 {
     struct catalog_service s = {0};
-    json_t *m = NULL;
+    json_t *m = NULL, *status = NULL;
+    const char *problem = NULL;
     int rc = 0;
 
     if (!core_is_dns_label(name)) {
@@ -2518,9 +3448,16 @@ static int service_page(struct page *pg, const char *name)
     out_h(pg, s.name);
     out_s(pg, "</h1>\n<p class=\"lead\" id=\"description\">");
     out_hd(pg, s.description);
-    out_s(pg, "</p>\n<section id=\"overview\" class=\"card\">\n");
+    out_s(pg, "</p>\n<p class=\"service-nav\" id=\"service-nav\">");
+    logs_link(pg, s.name, NULL, "service-logs");
+    out_s(pg, " &middot; <a href=\"#metrics\">Metrics</a> &middot; <a href=\"#runs\">Runs</a> "
+              "&middot; <a href=\"#deployments\">Deployments</a></p>\n"
+              "<section id=\"overview\" class=\"card\">\n");
     service_facts(pg, &s, m);
-    out_s(pg, "</section>\n<section id=\"manifest\">\n<h2>Manifest</h2>\n<pre class=\"json\">");
+    out_s(pg, "</section>\n");
+    status = service_status(pg, s.name, &problem);
+    service_metrics_section(pg, s.name, status);
+    out_s(pg, "<section id=\"manifest\">\n<h2>Manifest</h2>\n<pre class=\"json\">");
     if (m)
         out_json_pretty(pg, m, 0);
     else
@@ -2530,7 +3467,7 @@ static int service_page(struct page *pg, const char *name)
     if (rc)
         goto out;
     service_artifacts_section(pg, s.name);
-    service_deployments_section(pg, s.name);
+    service_deployments_section(pg, s.name, status, problem);
     out_s(pg, "<section id=\"audit\">\n<h2>History</h2>\n");
     rc = audit_table(pg, "service", s.name, "service-audit");
     if (rc)
@@ -2541,6 +3478,8 @@ static int service_page(struct page *pg, const char *name)
 out:
     if (m)
         json_decref(m);
+    if (status)
+        json_decref(status);
     catalog_service_release(&s);
     return rc;
 }
@@ -3228,12 +4167,13 @@ static int route(struct page *pg)
     const char *slash = strchr(name, '/');
     if (!slash)
         return service_page(pg, name);
-    if (strcmp(slash, "/runs") != 0 || (size_t)(slash - name) >= PARAM_MAX)
+    bool is_logs = strcmp(slash, "/logs") == 0;
+    if ((!is_logs && strcmp(slash, "/runs") != 0) || (size_t)(slash - name) >= PARAM_MAX)
         return not_found(pg);
     char svc[PARAM_MAX];
     memcpy(svc, name, (size_t)(slash - name));
     svc[slash - name] = 0;
-    return service_runs_page(pg, svc);
+    return is_logs ? logs_page(pg, svc) : service_runs_page(pg, svc);
 }
 
 /* ---- public API ------------------------------------------------------------------------------ */

@@ -11,6 +11,11 @@
  * Service pages also show deployments (per environment: the current deployment, replicas with
  * health, the URL; the deploy history) and roll an environment back after a confirmation page.
  *
+ * Each service has a logs page (/services/NAME/logs: the newest records of the log store,
+ * src/telemetry, with env/level/grep/since filters and a live tail that reloads itself) and a
+ * metrics summary on its page (per environment: replicas, restarts, requests and 5xx summed
+ * from the ready replicas' own /metrics, log volume of the last hour by severity).
+ *
  * Besides the catalog it shows pipeline runs (a service's runs, one run with its steps and log,
  * its artifact for download) and creates services from golden-path templates (src/template):
  * render, apply the manifest as the signed-in user, import the tree as the first commit of the
@@ -91,5 +96,77 @@ int portal_handle(struct portal *p, const struct portal_request *req,
  * returns: 0, or the error of the first failed append (CORE_E_NOMEM, CORE_E_TOO_BIG). */
 int portal_deployments_render(const char *service, const struct json_t *status,
                               const struct json_t *history, bool enabled, struct core_buf *out);
+
+/* ---- logs page and metrics summary --------------------------------------------------------- */
+
+#define PORTAL_LOGS_LIMIT_DEFAULT 200
+#define PORTAL_LOGS_LIMIT_MAX 1000
+#define PORTAL_TAIL_SECS 600 /* a live tail page stops reloading itself after 10 minutes */
+
+/* The query of /services/NAME/logs, checked. */
+struct portal_logs_filter {
+    char env[64];        /* "" any; else a DNS label */
+    char level[16];      /* "" any; else a name tel_severity_parse() knows, as given */
+    int min_severity;    /* 0 any */
+    char grep[256];      /* plain substring, "" none */
+    char since[64];      /* as given; "15m" when the query has no `since` */
+    int64_t since_ns;    /* lower bound; 0 when `since` was given empty (no bound) */
+    size_t limit;        /* 1..PORTAL_LOGS_LIMIT_MAX */
+    bool follow;         /* live tail */
+    bool has_after;      /* `after=SEG.OFF`: where the previous tail page ended */
+    uint64_t after_seg, after_off;
+    int64_t tail_end;    /* follow: unix seconds when the tail stops, at most now + 10 min */
+};
+
+/* Parses a raw query string (NULL or "" is every default) at time now_ms (unix ms).
+ * returns: 0, or CORE_E_INVAL with *problem set to a static, user-facing message. */
+int portal_logs_filter_parse(const char *query, int64_t now_ms, struct portal_logs_filter *f,
+                             const char **problem);
+
+/* Appends one table row (<tr class="log-row">) for a stored standard JSON line: time, severity
+ * (a span with class sev-trace ... sev-fatal, from `severity`, the row's severity number),
+ * instance, body and compact attributes. The line is untrusted: every value is escaped, control
+ * bytes are dropped (SGR colours become spans), long bodies and attribute lists are cut; a line
+ * that is not JSON is shown raw (escaped) as the body. is_new adds the class log-new.
+ * returns: 0, or the first append error (CORE_E_NOMEM, CORE_E_TOO_BIG). */
+int portal_log_row_render(const char *line, size_t len, int severity, bool is_new,
+                          struct core_buf *out);
+
+/* Requests counted from http_requests_total samples. */
+struct portal_http_counts {
+    double total;       /* every sample */
+    double by_class[6]; /* [1]..[5]: code 1xx..5xx; [0]: no code label or any other code */
+};
+
+/* Adds the http_requests_total{...,code="..."} samples of a Prometheus text exposition (text,
+ * len bytes, need not be NUL-terminated) to c; other metrics, comments, malformed lines and
+ * non-finite or negative values are ignored. returns: the number of samples added. */
+size_t portal_prom_sum_codes(const char *text, size_t len, struct portal_http_counts *c);
+
+/* Log records of the last hour, by severity. */
+struct portal_log_counts {
+    int64_t by_sev[7]; /* [0] unspecified, [1] trace, [2] debug, [3] info, [4] warn, [5] error,
+                        * [6] fatal */
+    int64_t total;
+    bool capped;       /* counting stopped at the cap: the numbers are lower bounds */
+    bool failed;       /* the store could not be read */
+};
+
+/* What the metrics summary shows for one environment. */
+struct portal_env_metrics {
+    const char *env;   /* borrowed; NULL: the whole service (when it is deployed nowhere) */
+    size_t scraped;    /* ready replicas whose /metrics answered */
+    size_t unanswered; /* ready replicas that did not answer (or were past the 16 read) */
+    struct portal_http_counts http;
+    struct portal_log_counts logs;
+};
+
+/* Renders the service page's "Metrics" section into out (appended): one row per environment
+ * of status (deploy_status(); NULL: deployed nowhere) with replicas ready/wanted, restarts and
+ * state from status and the rest from the entry of m whose env matches; when status has no
+ * environment, the entry with env NULL gives the service's log volume. Every string is
+ * escaped. returns: 0, or the first append error. */
+int portal_metrics_render(const char *service, const struct json_t *status,
+                          const struct portal_env_metrics *m, size_t n, struct core_buf *out);
 
 #endif

@@ -26,7 +26,7 @@ teardown() {
 # A loopback URL where nothing listens (port 1 needs root to bind; nobody does).
 DOWN_URL="http://127.0.0.1:1"
 
-COMMANDS="up server init templates login whoami catalog team user env token audit build runs secret artifacts render deploy status rollback scale deployments completion version"
+COMMANDS="up server init templates login whoami catalog team user env token audit build runs secret artifacts render deploy status rollback scale deployments logs agent completion version"
 VERBS="catalog:apply catalog:validate catalog:list catalog:show catalog:delete catalog:schema
 templates:list templates:show runs:list runs:show runs:log runs:cancel runs:retry
 secret:set secret:list secret:delete artifacts:list artifacts:show artifacts:verify artifacts:gc

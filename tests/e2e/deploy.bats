@@ -18,7 +18,7 @@ setup_file() {
     export E2E_ASAN_BASE="${E2E_ASAN_BASE:+$E2E_ASAN_BASE:}log_path=$E2E_SANLOG/srv"
     export E2E_UBSAN_BASE="${E2E_UBSAN_BASE:+$E2E_UBSAN_BASE:}log_path=$E2E_SANLOG/srv"
     export IPORT SPORT
-    IPORT=$(free_port) || return 1
+    IPORT=$(e2e_free_port) || return 1
     SPORT=$((33000 - (RANDOM % 400) * 10)) # 10 consecutive ports below the ephemeral range
     e2e_server_launch main "$E2E_ROOT/data" --demo --ingress "127.0.0.1:$IPORT" \
         --service-ports "$SPORT" --stop-workloads || return 1
@@ -44,6 +44,10 @@ teardown_file() {
         e2e_server_terminate "$run" >/dev/null || rc=1
     fi
     kill_workloads
+    # every server this file started (the restarted one too) must have run clean
+    while read -r run; do
+        e2e_no_sanitizer_output "$run/stderr" || rc=1
+    done <"$E2E_ROOT/runs"
     for f in "$E2E_SANLOG"/srv*; do
         [ -e "$f" ] || continue
         echo "# sanitizer report from the server or a shim ($f):" >&2
@@ -69,18 +73,6 @@ teardown() {
 
 # ---- helpers ------------------------------------------------------------------------------
 
-free_port() {
-    local p _
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 12000))
-        e2e_port_busy "$p" || {
-            echo "$p"
-            return 0
-        }
-    done
-    return 1
-}
-
 # Safety net: kill whatever replicas and haproxy the data dir still has.
 kill_workloads() {
     pkill -KILL -f "pave shim $E2E_DATA/" 2>/dev/null || true
@@ -89,54 +81,9 @@ kill_workloads() {
     return 0
 }
 
-# git_push MESSAGE [SERVICE]: commits the service's working tree and pushes it to the platform,
-# which queues a pipeline run; then waits (at most 300 s) for that run to succeed.
+# git_push MESSAGE [SERVICE]
 git_push() {
-    local svc=${2:-$SVC} before
-    before=$(latest_run "$svc")
-    (
-        cd "$E2E_CWD/$svc" &&
-            { [ -d .git ] || git init -q -b main; } &&
-            git add -A &&
-            git -c user.email=e2e@pave.test -c user.name=e2e commit -qm "$1" &&
-            git push -q "http://pave:$PAVE_TOKEN@127.0.0.1:$MAIN_PORT/git/$svc.git" main
-    ) >/dev/null 2>&1 || return 1
-    local id="" _
-    for _ in $(seq 1 100); do
-        id=$(latest_run "$svc")
-        [ -n "$id" ] && [ "$id" != "$before" ] && break
-        sleep 0.1
-    done
-    [ -n "$id" ] && [ "$id" != "$before" ] || {
-        echo "# the push queued no run" >&2
-        return 1
-    }
-    wait_run_ok "$id"
-}
-
-latest_run() {
-    curl -fsS -H "Authorization: Bearer $PAVE_TOKEN" "$PAVE_SERVER/api/v1/runs?service=$1" |
-        jq -r '[.items[].id] | max // empty'
-}
-
-# Waits (at most 300 s) for run ID to succeed.
-wait_run_ok() {
-    local id=$1 state _
-    for _ in $(seq 1 600); do
-        state=$(curl -fsS -H "Authorization: Bearer $PAVE_TOKEN" \
-            "$PAVE_SERVER/api/v1/runs/$id" 2>/dev/null | jq -r .state)
-        case "$state" in
-        succeeded) return 0 ;;
-        failed | cancelled)
-            echo "# run $id $state:" >&2
-            "$PAVE_BIN" runs log "$id" >&2
-            return 1
-            ;;
-        esac
-        sleep 0.5
-    done
-    echo "# run $id did not finish" >&2
-    return 1
+    e2e_git_push "${2:-$SVC}" "$1"
 }
 
 # One request through the load balancer as the service's dev host; prints the body.
@@ -225,6 +172,19 @@ wrk_totals() {
     [[ "$output" == *'"deploy.deploy"'* ]]
     run -0 pave status "$SVC"
     [[ "$output" == *"REPLICA"*"$SVC.dev."* ]]
+    # the replica's own log line reached the log store through the pipeline, enriched
+    local line="" _
+    for _ in $(seq 1 100); do
+        line=$(pave logs "$SVC" --env dev -o json 2>/dev/null | jq -c 'select(.body == "listening")' | head -n 1)
+        [ -n "$line" ] && break
+        sleep 0.2
+    done
+    [ -n "$line" ]
+    [ "$(jq -r '.resource.team' <<<"$line")" = payments ]
+    [ "$(jq -r '.resource["deployment.environment"]' <<<"$line")" = dev ]
+    [[ "$(jq -r '.resource["service.instance.id"]' <<<"$line")" == "$SVC.dev."* ]]
+    [ -n "$(jq -r '.resource["service.version"] // empty' <<<"$line")" ]
+    [ "$(jq -r '.severity' <<<"$line")" = INFO ]
 }
 
 @test "deploy: requests need a token, another team's token is refused, bad input is explained" {

@@ -234,3 +234,70 @@ e2e_server_stop() {
     fi
     e2e_check_sanitizer_logs
 }
+
+# ---- services built by their pipeline (deploy, prometheus) -------------------------------------
+
+# A free loopback port below the ephemeral range.
+e2e_free_port() {
+    local p _
+    for _ in $(seq 1 50); do
+        p=$((20000 + RANDOM % 12000))
+        e2e_port_busy "$p" || {
+            echo "$p"
+            return 0
+        }
+    done
+    return 1
+}
+
+# e2e_git_push SERVICE MESSAGE: commits $E2E_CWD/SERVICE and pushes it to the platform (port
+# MAIN_PORT, token PAVE_TOKEN), which queues a pipeline run; then waits (at most 300 s) for that
+# run to succeed.
+e2e_git_push() {
+    local svc=$1 before
+    shift
+    before=$(e2e_latest_run "$svc")
+    (
+        cd "$E2E_CWD/$svc" &&
+            { [ -d .git ] || git init -q -b main; } &&
+            git add -A &&
+            git -c user.email=e2e@pave.test -c user.name=e2e commit -qm "$1" &&
+            git push -q "http://pave:$PAVE_TOKEN@127.0.0.1:$MAIN_PORT/git/$svc.git" main
+    ) >/dev/null 2>&1 || return 1
+    local id="" _
+    for _ in $(seq 1 100); do
+        id=$(e2e_latest_run "$svc")
+        [ -n "$id" ] && [ "$id" != "$before" ] && break
+        sleep 0.1
+    done
+    [ -n "$id" ] && [ "$id" != "$before" ] || {
+        echo "# the push queued no run" >&2
+        return 1
+    }
+    e2e_wait_run_ok "$id"
+}
+
+e2e_latest_run() {
+    curl -fsS -H "Authorization: Bearer $PAVE_TOKEN" "$PAVE_SERVER/api/v1/runs?service=$1" |
+        jq -r '[.items[].id] | max // empty'
+}
+
+# Waits (at most 300 s) for run ID to succeed.
+e2e_wait_run_ok() {
+    local id=$1 state _
+    for _ in $(seq 1 600); do
+        state=$(curl -fsS -H "Authorization: Bearer $PAVE_TOKEN" \
+            "$PAVE_SERVER/api/v1/runs/$id" 2>/dev/null | jq -r .state)
+        case "$state" in
+        succeeded) return 0 ;;
+        failed | cancelled)
+            echo "# run $id $state:" >&2
+            "$PAVE_BIN" runs log "$id" >&2
+            return 1
+            ;;
+        esac
+        sleep 0.5
+    done
+    echo "# run $id did not finish" >&2
+    return 1
+}

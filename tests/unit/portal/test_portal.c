@@ -5,7 +5,9 @@
  * a real runner keeps it), the log's ANSI colours and escaping, artifacts, and the "Create a
  * service" form; the Deployments section (without a deploy controller: the note, the history
  * from the store, the rollback notice and pages; with hand-made deploy_status()/deploy_list()
- * documents through portal_deployments_render()).
+ * documents through portal_deployments_render()); the logs page over records appended to a real
+ * log store in the temp data dir (filters, escaping, the live tail's reload and new-line marks),
+ * the filter parser, the Prometheus summing and the metrics section on hand-made inputs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +28,7 @@
 #include "core/core.h"
 #include "portal/portal.h"
 #include "store/store.h"
+#include "telemetry/telemetry.h"
 #include "template/template.h"
 
 struct fx {
@@ -1146,6 +1149,418 @@ static void deployments_render_from_json(void **state)
     json_decref(history);
 }
 
+/* ---- logs page and metrics summary ---------------------------------------------------------- */
+
+/* Appends one record (encoded by the real encoder) to the store under the fixture's data dir. */
+static void put_log(struct tel_store *ls, int64_t t_ns, int sev, const char *svc, const char *env,
+                    const char *instance, const char *body, struct tel_kv *attrs, uint32_t nattrs)
+{
+    struct tel_record r = {.time_ns = t_ns, .observed_ns = t_ns, .severity = sev, .body = body,
+                           .body_len = (uint32_t)strlen(body), .attrs = attrs,
+                           .nattrs = nattrs};
+    r.res.service = svc;
+    r.res.env = env;
+    r.res.instance = instance;
+    struct core_buf b;
+    core_buf_init(&b, 0);
+    assert_int_equal(tel_record_write_json(&r, &b), 0);
+    struct tel_event ev = {.time_ns = t_ns, .severity = sev, .service = svc, .env = env,
+                           .team = "", .instance = instance, .line = b.data,
+                           .len = (uint32_t)b.len};
+    struct tel_events evs = {&ev, 1};
+    struct core_err err = {0};
+    assert_int_equal(tel_store_append(ls, &evs, &err), 0);
+    core_buf_release(&b);
+}
+
+static struct tel_store *open_log_store(struct fx *f)
+{
+    char dir[4200];
+    struct core_err err = {0};
+    tel_store_dir(f->dir, dir, sizeof(dir));
+    struct tel_store *ls = tel_store_open(dir, NULL, &err);
+    if (!ls)
+        fail_msg("tel_store_open: %s", err.msg);
+    return ls;
+}
+
+/* Five records of payments-api (two in staging) and one of another service, all recent. */
+static void seed_logs(struct fx *f)
+{
+    int64_t now = core_now_ms() * 1000000;
+    int64_t s = 1000000000;
+    struct tel_kv attrs[] = {
+        {.key = "path", .klen = 4, .val = "/pay<ment>", .vlen = 10, .type = TEL_V_STR},
+        {.key = "ms", .klen = 2, .val = "42", .vlen = 2, .type = TEL_V_NUM},
+    };
+    struct tel_store *ls = open_log_store(f);
+    put_log(ls, now - 50 * s, TEL_SEV_INFO, "payments-api", "prod", "payments-api.prod.1",
+            "started on port 8080", NULL, 0);
+    put_log(ls, now - 40 * s, TEL_SEV_WARN, "payments-api", "prod", "payments-api.prod.1",
+            "slow request", attrs, 2);
+    put_log(ls, now - 30 * s, TEL_SEV_ERROR, "payments-api", "prod", "payments-api.prod.2",
+            "upstream timeout <script>alert(1)</script> \x1b[31mred\x1b[0m", NULL, 0);
+    put_log(ls, now - 20 * s, TEL_SEV_DEBUG, "payments-api", "staging",
+            "payments-api.staging.1", "cache miss", NULL, 0);
+    put_log(ls, now - 10 * s, TEL_SEV_ERROR, "payments-api", "staging",
+            "payments-api.staging.1", "db timeout", NULL, 0);
+    put_log(ls, now - 5 * s, TEL_SEV_ERROR, "ledger", "prod", "ledger.prod.1",
+            "ledger secret line", NULL, 0);
+    tel_store_close(ls);
+}
+
+static void logs_filter_parse_defaults_and_values(void **state)
+{
+    (void)state;
+    struct portal_logs_filter f;
+    const char *problem = NULL;
+    int64_t now = 1700000000000;
+    assert_int_equal(portal_logs_filter_parse(NULL, now, &f, &problem), 0);
+    assert_string_equal(f.since, "15m");
+    assert_true(f.since_ns == (now - 15 * 60 * 1000) * 1000000);
+    assert_int_equal(f.limit, PORTAL_LOGS_LIMIT_DEFAULT);
+    assert_false(f.follow);
+    assert_false(f.has_after);
+    assert_int_equal(f.min_severity, 0);
+
+    assert_int_equal(portal_logs_filter_parse("env=prod&level=WARN&grep=a%20%3Cb%3E&since=1h&"
+                                              "limit=50&follow=1&after=3.120",
+                                              now, &f, &problem),
+                     0);
+    assert_string_equal(f.env, "prod");
+    assert_int_equal(f.min_severity, 13);
+    assert_string_equal(f.grep, "a <b>");
+    assert_true(f.since_ns == (now - 3600 * 1000) * 1000000);
+    assert_int_equal(f.limit, 50);
+    assert_true(f.follow);
+    assert_true(f.has_after);
+    assert_true(f.after_seg == 3 && f.after_off == 120);
+    assert_true(f.tail_end == now / 1000 + PORTAL_TAIL_SECS);
+
+    /* an empty since is no lower bound; a far tail_end is pulled back to 10 minutes */
+    assert_int_equal(portal_logs_filter_parse("since=&follow=1&tail_end=99999999999", now, &f,
+                                              &problem),
+                     0);
+    assert_true(f.since_ns == 0);
+    assert_true(f.tail_end == now / 1000 + PORTAL_TAIL_SECS);
+    assert_int_equal(portal_logs_filter_parse("follow=1&tail_end=5", now, &f, &problem), 0);
+    assert_true(f.tail_end == 5);
+
+    static const char *const bad[] = {
+        "level=loud", "env=Not_An_Env", "limit=0", "limit=1001", "limit=12x", "since=yesterday",
+        "after=1.x", "after=1", "after=.5", "grep=%01", "tail_end=-3", "env=%ZZ",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        problem = NULL;
+        assert_int_equal(portal_logs_filter_parse(bad[i], now, &f, &problem), CORE_E_INVAL);
+        assert_non_null(problem);
+    }
+}
+
+static void prom_sum_codes_by_class(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "# HELP http_requests_total Requests served.\n"
+        "# TYPE http_requests_total counter\n"
+        "http_requests_total{path=\"/\",code=\"200\"} 90\n"
+        "http_requests_total{code=\"500\",path=\"/pay\"} 7 1700000000000\n"
+        "http_requests_total{path=\"/a\\\"b,c=\\\"500\\\"\",code=\"503\"} 3\r\n"
+        "  http_requests_total{path=\"/x\", code=\"404\"} 2.5e1\n"
+        "http_requests_total 4\n"
+        "http_requests_total_created{code=\"500\"} 1700000000\n"
+        "http_request_duration_seconds_bucket{code=\"500\",le=\"0.1\"} 1000\n"
+        "process_cpu_seconds_total 12\n"
+        "http_requests_total{code=\"500\"} NaN\n"
+        "http_requests_total{code=\"500\"} -5\n"
+        "http_requests_total{code=\"500\"} +Inf\n"
+        "http_requests_total{code=\"500\" 9\n"
+        "http_requests_total{code=\"5000000000\"} 1\n"
+        "http_requests_total{code=\"500\"}\n"
+        "http_requests_total{code=\"2xx\"} 2";
+    struct portal_http_counts c = {0};
+    assert_int_equal(portal_prom_sum_codes(text, sizeof(text) - 1, &c), 7);
+    assert_true(c.total == 90 + 7 + 3 + 25 + 4 + 1 + 2);
+    assert_true(c.by_class[2] == 90);
+    assert_true(c.by_class[4] == 25);
+    assert_true(c.by_class[5] == 10);
+    assert_true(c.by_class[0] == 4 + 1 + 2);
+    /* the length bounds the text: cutting the last value drops that sample */
+    struct portal_http_counts cut = {0};
+    assert_int_equal(portal_prom_sum_codes(text, sizeof(text) - 2, &cut), 6);
+    assert_true(cut.by_class[0] == 4 + 1);
+    struct portal_http_counts z = {0};
+    assert_int_equal(portal_prom_sum_codes("", 0, &z), 0);
+    assert_int_equal(portal_prom_sum_codes("garbage{{{\n\n\"", 14, &z), 0);
+    assert_true(z.total == 0);
+}
+
+static void log_row_escapes_hostile_lines(void **state)
+{
+    (void)state;
+    struct core_buf b;
+    core_buf_init(&b, 1 << 20);
+    const char *line =
+        "{\"ts\":\"2024-05-06T07:08:09.123Z\",\"severity\":\"ERROR\",\"severity_number\":17,"
+        "\"body\":\"<script>alert('x')</script> \\u001b[1;31mred\\u001b[0m \\u0007bell\","
+        "\"attributes\":{\"<k>\":\"\\\"><img src=x onerror=alert(1)>\",\"n\":1,"
+        "\"o\":{\"a\":\"<b>\"}},"
+        "\"resource\":{\"service.name\":\"s\",\"service.instance.id\":\"<i>inst</i>\"}}";
+    assert_int_equal(portal_log_row_render(line, strlen(line), 17, true, &b), 0);
+    assert_null(strstr(b.data, "<script"));
+    assert_null(strstr(b.data, "<img"));
+    assert_null(strstr(b.data, "<i>"));
+    assert_null(strstr(b.data, "<b>"));
+    assert_null(strstr(b.data, "\x1b"));
+    assert_null(strstr(b.data, "\a"));
+    assert_non_null(strstr(b.data, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+    assert_non_null(strstr(b.data, "<span class=\"ansi-b ansi-31\">red</span>"));
+    assert_non_null(strstr(b.data, "class=\"log-row log-new\""));
+    assert_non_null(strstr(b.data, "<span class=\"sev sev-error\">ERROR</span>"));
+    assert_non_null(strstr(b.data, "&lt;i&gt;inst&lt;/i&gt;"));
+    assert_non_null(strstr(b.data, "<span class=\"k\">&lt;k&gt;</span>="));
+    assert_non_null(strstr(b.data, "2024-05-06 07:08:09.123"));
+    assert_non_null(strstr(b.data, "{&quot;a&quot;:&quot;&lt;b&gt;&quot;}"));
+
+    /* not JSON: the raw line, escaped */
+    core_buf_clear(&b);
+    const char *raw = "<img src=x onerror=alert(1)> \xff";
+    assert_int_equal(portal_log_row_render(raw, strlen(raw), 0, false, &b), 0);
+    assert_null(strstr(b.data, "<img"));
+    assert_non_null(strstr(b.data, "&lt;img src=x onerror=alert(1)&gt; \xef\xbf\xbd"));
+    assert_non_null(strstr(b.data, "class=\"log-row\""));
+    assert_non_null(strstr(b.data, "sev-unknown"));
+
+    /* a long body is cut */
+    core_buf_clear(&b);
+    struct core_buf big;
+    core_buf_init(&big, 0);
+    core_buf_adds(&big, "{\"body\":\"");
+    for (int i = 0; i < 10000; i++)
+        core_buf_adds(&big, "a");
+    core_buf_adds(&big, "\"}");
+    assert_int_equal(portal_log_row_render(big.data, big.len, 9, false, &b), 0);
+    assert_true(b.len < 6000);
+    assert_non_null(strstr(b.data, "&hellip;"));
+    core_buf_release(&big);
+
+    /* a full buffer is an error, not a crash */
+    struct core_buf small;
+    core_buf_init(&small, 64);
+    assert_int_equal(portal_log_row_render(line, strlen(line), 17, false, &small), CORE_E_TOO_BIG);
+    core_buf_release(&small);
+    core_buf_release(&b);
+}
+
+static void metrics_render_from_json(void **state)
+{
+    (void)state;
+    json_error_t jerr;
+    json_t *status = json_loads(
+        "{\"environments\":["
+        "{\"env\":\"prod\",\"replicas_wanted\":3,\"desired\":{\"state\":\"succeeded\"},"
+        "\"replicas\":[{\"ready\":true,\"restarts\":2},{\"ready\":true,\"restarts\":1},"
+        "{\"ready\":true,\"draining\":true,\"restarts\":0},{\"ready\":false,\"restarts\":4}]},"
+        "{\"env\":\"staging\",\"replicas_wanted\":1,\"desired\":{\"state\":\"<b>x</b>\"},"
+        "\"replicas\":[]}]}",
+        0, &jerr);
+    assert_non_null(status);
+    struct portal_env_metrics m[2] = {{.env = "prod", .scraped = 2, .unanswered = 1},
+                                      {.env = "staging"}};
+    m[0].http.total = 1000;
+    m[0].http.by_class[5] = 20;
+    m[0].logs.total = 100000;
+    m[0].logs.by_sev[5] = 40;
+    m[0].logs.by_sev[3] = 99960;
+    m[0].logs.capped = true;
+    m[1].logs.failed = true;
+    struct core_buf b;
+    core_buf_init(&b, 1 << 20);
+    assert_int_equal(portal_metrics_render("payments-api", status, m, 2, &b), 0);
+    assert_non_null(strstr(b.data, "<section id=\"metrics\">"));
+    assert_non_null(strstr(b.data, "<table id=\"metrics-summary\">"));
+    assert_int_equal(count(b.data, "<tr class=\"metrics-row\""), 2);
+    const char *prod = strstr(b.data, "data-env=\"prod\"");
+    const char *staging = strstr(b.data, "data-env=\"staging\"");
+    assert_non_null(prod);
+    assert_non_null(staging);
+    assert_non_null(strstr(prod, "<td class=\"num metrics-ready\">2 / 3</td>"));
+    assert_non_null(strstr(prod, "<td class=\"num metrics-restarts\">7</td>"));
+    assert_non_null(strstr(prod, "title=\"2 of 3 replicas answered\">1000</td>"));
+    assert_non_null(strstr(prod, "<td class=\"num metrics-5xx\">20</td>"));
+    assert_non_null(strstr(prod, "<td class=\"num metrics-ratio\">2.00%</td>"));
+    assert_non_null(strstr(prod, "at least 100000"));
+    assert_non_null(strstr(prod, "<span class=\"sev sev-error\">ERROR 40</span>"));
+    assert_non_null(strstr(prod, "href=\"/services/payments-api/logs?env=prod\""));
+    assert_non_null(strstr(staging, "<td class=\"num metrics-ready\">0 / 1</td>"));
+    assert_null(strstr(b.data, "<b>x</b>"));
+    assert_non_null(strstr(b.data, "&lt;b&gt;x&lt;/b&gt;"));
+
+    /* deployed nowhere: the service's log volume only */
+    core_buf_clear(&b);
+    struct portal_env_metrics all = {.env = NULL};
+    all.logs.total = 3;
+    all.logs.by_sev[4] = 1;
+    all.logs.by_sev[5] = 2;
+    assert_int_equal(portal_metrics_render("svc", NULL, &all, 1, &b), 0);
+    assert_non_null(strstr(b.data, "id=\"metrics-not-deployed\""));
+    assert_null(strstr(b.data, "metrics-summary"));
+    assert_non_null(strstr(b.data, "<span class=\"log-total\">3</span>"));
+    assert_non_null(strstr(b.data, "WARN 1"));
+    assert_non_null(strstr(b.data, "href=\"/services/svc/logs\""));
+    core_buf_release(&b);
+    json_decref(status);
+}
+
+/* The value of key=... in an attribute URL of body after `from` (up to '&' or '"' or '#'). */
+static void url_param(const char *from, const char *key, char *out, size_t outsz)
+{
+    const char *p = strstr(from, key);
+    assert_non_null(p);
+    p += strlen(key);
+    size_t n = strcspn(p, "&\"#");
+    assert_true(n < outsz);
+    memcpy(out, p, n);
+    out[n] = 0;
+}
+
+static void logs_page_filters_and_escapes(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    seed_logs(f);
+
+    r = send_req(f, "GET", "/services/payments-api/logs", NULL, NULL, NULL);
+    assert_int_equal(r->status, 303); /* sign in first */
+    sign_in(f);
+
+    r = send_req(f, "GET", "/services/payments-api/logs", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *body = r->body.data;
+    assert_non_null(strstr(body, "<form id=\"logs-filter\""));
+    assert_non_null(strstr(body, "<option value=\"prod\">prod</option>"));
+    assert_non_null(strstr(body, "<option value=\"warn\">WARN and above</option>"));
+    assert_int_equal(count(body, "<tr class=\"log-row"), 5);
+    assert_null(strstr(body, "ledger secret line"));
+    assert_null(strstr(body, "<script>alert(1)"));
+    assert_non_null(strstr(body, "upstream timeout &lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert_non_null(strstr(body, "<span class=\"ansi-31\">red</span>"));
+    assert_non_null(strstr(body, "/pay&lt;ment&gt;"));
+    assert_non_null(strstr(body, "5 records since 15m"));
+    assert_non_null(strstr(body, "id=\"live-tail\""));
+    assert_null(strstr(body, "http-equiv=\"refresh\""));
+    /* oldest first */
+    assert_true(strstr(body, "started on port") < strstr(body, "db timeout"));
+
+    r = send_req(f, "GET", "/services/payments-api/logs", "level=error", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_int_equal(count(r->body.data, "<tr class=\"log-row"), 2);
+    assert_int_equal(count(r->body.data, "sev sev-error"), 2);
+    assert_non_null(strstr(r->body.data, "<option value=\"error\" selected>"));
+
+    r = send_req(f, "GET", "/services/payments-api/logs", "grep=timeout&env=prod", NULL,
+                 f->session);
+    assert_int_equal(r->status, 200);
+    assert_int_equal(count(r->body.data, "<tr class=\"log-row"), 1);
+    assert_non_null(strstr(r->body.data, "upstream timeout"));
+    assert_non_null(strstr(r->body.data, "<option value=\"prod\" selected>"));
+
+    r = send_req(f, "GET", "/services/payments-api/logs", "grep=%3Cscript%3E&limit=1", NULL,
+                 f->session);
+    assert_int_equal(r->status, 200);
+    assert_int_equal(count(r->body.data, "<tr class=\"log-row"), 1);
+    assert_null(strstr(r->body.data, "value=\"<script>\""));
+    assert_non_null(strstr(r->body.data, "value=\"&lt;script&gt;\""));
+
+    r = send_req(f, "GET", "/services/payments-api/logs", "level=debug&limit=2", NULL,
+                 f->session);
+    assert_int_equal(count(r->body.data, "<tr class=\"log-row"), 2);
+    assert_non_null(strstr(r->body.data, "db timeout")); /* the newest two */
+
+    r = send_req(f, "GET", "/services/payments-api/logs", "grep=nothing-like-this", NULL,
+                 f->session);
+    assert_non_null(strstr(r->body.data, "No records match."));
+
+    r = send_req(f, "GET", "/services/payments-api/logs", "level=loud", NULL, f->session);
+    assert_int_equal(r->status, 400);
+    r = send_req(f, "GET", "/services/nope/logs", NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+    r = send_req(f, "GET", "/services/payments-api/logz", NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+    r = send_req(f, "POST", "/services/payments-api/logs", NULL, "csrf=x", f->session);
+    assert_true(r->status == 403 || r->status == 405);
+}
+
+static void logs_live_tail_reloads_and_marks_new_lines(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    char after[64], tail_end[32], q[256];
+    seed_logs(f);
+    sign_in(f);
+
+    r = send_req(f, "GET", "/services/payments-api/logs", "level=warn&follow=1", NULL,
+                 f->session);
+    assert_int_equal(r->status, 200);
+    const char *meta = strstr(r->body.data, "<meta http-equiv=\"refresh\" content=\"2; url=");
+    assert_non_null(meta);
+    assert_non_null(strstr(meta, "/services/payments-api/logs?since=15m&amp;level=warn&amp;"
+                                 "follow=1&amp;tail_end="));
+    assert_non_null(strstr(meta, "#tail-end\">"));
+    assert_non_null(strstr(r->body.data, "id=\"live\""));
+    assert_non_null(strstr(r->body.data, "id=\"stop-tail\""));
+    assert_int_equal(count(r->body.data, "<tr class=\"log-row"), 3);
+    assert_int_equal(count(r->body.data, "log-new"), 0);
+    url_param(meta, "after=", after, sizeof(after));
+    url_param(meta, "tail_end=", tail_end, sizeof(tail_end));
+
+    /* a new line arrives; the next reload (the meta refresh's URL) marks it */
+    struct tel_store *ls = open_log_store(f);
+    put_log(ls, core_now_ms() * 1000000, TEL_SEV_FATAL, "payments-api", "prod",
+            "payments-api.prod.1", "out of memory", NULL, 0);
+    put_log(ls, core_now_ms() * 1000000, TEL_SEV_INFO, "payments-api", "prod",
+            "payments-api.prod.1", "quiet info", NULL, 0);
+    tel_store_close(ls);
+    snprintf(q, sizeof(q), "since=15m&level=warn&follow=1&tail_end=%s&after=%s", tail_end,
+             after);
+    r = send_req(f, "GET", "/services/payments-api/logs", q, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_int_equal(count(r->body.data, "<tr class=\"log-row"), 4);
+    assert_int_equal(count(r->body.data, "<tr class=\"log-row log-new\""), 1);
+    assert_non_null(strstr(r->body.data, "<span id=\"logs-new\">1 new</span>"));
+    assert_non_null(strstr(r->body.data, "sev sev-fatal"));
+    assert_null(strstr(r->body.data, "quiet info"));
+    char after2[64];
+    url_param(strstr(r->body.data, "http-equiv"), "after=", after2, sizeof(after2));
+    assert_string_not_equal(after, after2);
+
+    /* after ten minutes the page stops reloading */
+    r = send_req(f, "GET", "/services/payments-api/logs", "follow=1&tail_end=1000", NULL,
+                 f->session);
+    assert_int_equal(r->status, 200);
+    assert_null(strstr(r->body.data, "http-equiv=\"refresh\""));
+    assert_non_null(strstr(r->body.data, "id=\"tail-ended\""));
+    assert_non_null(strstr(r->body.data, "Resume the live tail"));
+}
+
+static void service_page_metrics_and_logs_links(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    seed_logs(f);
+    sign_in(f);
+    r = send_req(f, "GET", "/services/payments-api", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "<a class=\"service-logs\" "
+                                         "href=\"/services/payments-api/logs\">Logs</a>"));
+    const char *sec = strstr(r->body.data, "<section id=\"metrics\">");
+    assert_non_null(sec);
+    assert_non_null(strstr(sec, "id=\"metrics-not-deployed\""));
+    assert_non_null(strstr(sec, "<span class=\"log-total\">5</span>"));
+    assert_non_null(strstr(sec, "ERROR 2"));
+    assert_non_null(strstr(sec, "DEBUG 1"));
+}
+
 int main(void)
 {
     core_log_set_level(CORE_LOG_ERROR);
@@ -1185,6 +1600,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(service_page_rollback_notice, setup, teardown),
         cmocka_unit_test_setup_teardown(rollback_pages_without_controller, setup, teardown),
         cmocka_unit_test(deployments_render_from_json),
+        cmocka_unit_test(logs_filter_parse_defaults_and_values),
+        cmocka_unit_test(prom_sum_codes_by_class),
+        cmocka_unit_test(log_row_escapes_hostile_lines),
+        cmocka_unit_test(metrics_render_from_json),
+        cmocka_unit_test_setup_teardown(logs_page_filters_and_escapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(logs_live_tail_reloads_and_marks_new_lines, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(service_page_metrics_and_logs_links, setup, teardown),
     };
     return cmocka_run_group_tests_name("portal", tests, NULL, NULL);
 }

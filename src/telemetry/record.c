@@ -1,0 +1,311 @@
+/* Encoding a record as one line of the log standard (docs/logging-standard.md):
+ *
+ *   {"ts":..,"observed_ts":..,"severity":"INFO","severity_number":9,"body":"..",
+ *    "attributes":{..},"resource":{"service.name":..},"trace_id":..,"span_id":..}
+ *
+ * Key names and order follow the platform's own log (src/core/log.c). The output is always
+ * valid JSON: strings are escaped here (invalid UTF-8 becomes \ufffd even if a record was built
+ * by hand), numbers and nested JSON are copied as the parser validated them. The writer
+ * reserves the worst case once and then writes with a pointer, so a record costs one capacity
+ * check rather than one per piece. */
+#include "telemetry/telemetry_parse.h"
+
+#include <string.h>
+
+/* 0: copy; 1: escape as \X; 2: \u00XX; 3: non-ASCII, check UTF-8 */
+static const uint8_t eclass[256] = {
+    [0 ... 7] = 2,   ['\b'] = 1, ['\t'] = 1, ['\n'] = 1, [11] = 2,     ['\f'] = 1,
+    ['\r'] = 1,      [14 ... 31] = 2, ['"'] = 1, ['\\'] = 1, [128 ... 255] = 3,
+};
+
+char *tel_json_esc(char *d, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *p = s, *end = s + n;
+    while (p < end) {
+        const char *run = p;
+        while (p < end && eclass[(uint8_t)*p] == 0)
+            p++;
+        memcpy(d, run, (size_t)(p - run));
+        d += p - run;
+        if (p >= end)
+            break;
+        unsigned char ch = (unsigned char)*p;
+        switch (eclass[ch]) {
+        case 1:
+            *d++ = '\\';
+            *d++ = ch == '\b' ? 'b' : ch == '\f' ? 'f' : ch == '\n' ? 'n' : ch == '\r' ? 'r'
+                 : ch == '\t' ? 't' : (char)ch;
+            p++;
+            break;
+        case 2:
+            memcpy(d, "\\u00", 4);
+            d[4] = hex[ch >> 4];
+            d[5] = hex[ch & 15];
+            d += 6;
+            p++;
+            break;
+        default: {
+            unsigned cp;
+            size_t l = core_utf8_decode(p, (size_t)(end - p), &cp);
+            if (l == 0) {
+                memcpy(d, "\\ufffd", 6);
+                d += 6;
+                p++;
+            } else {
+                memcpy(d, p, l);
+                d += l;
+                p += l;
+            }
+            break;
+        }
+        }
+    }
+    return d;
+}
+
+size_t tel_json_esc_len(const char *s, size_t n)
+{
+    size_t o = 0;
+    const char *p = s, *end = s + n;
+    while (p < end) {
+        unsigned char ch = (unsigned char)*p;
+        switch (eclass[ch]) {
+        case 0: o++; p++; break;
+        case 1: o += 2; p++; break;
+        case 2: o += 6; p++; break;
+        default: {
+            unsigned cp;
+            size_t l = core_utf8_decode(p, (size_t)(end - p), &cp);
+            o += l ? l : 6;
+            p += l ? l : 1;
+            break;
+        }
+        }
+    }
+    return o;
+}
+
+/* Grows out so that n more bytes fit, using only the public buffer API (appending zeros, then
+ * taking them back). TODO(#telemetry): a core_buf_reserve() would make this one call. */
+static int buf_reserve(struct core_buf *b, size_t n)
+{
+    if (b->cap && b->cap - b->len > n)
+        return 0;
+    static const char zeros[4096];
+    size_t len = b->len;
+    int rc = 0;
+    for (size_t left = n; left && !rc;) {
+        size_t k = left < sizeof(zeros) ? left : sizeof(zeros);
+        rc = core_buf_add(b, zeros, k);
+        left -= k;
+    }
+    b->len = len;
+    b->data[len] = 0;
+    return rc;
+}
+
+static char *put_time(char *p, int64_t ns)
+{
+    int64_t ms = ns >= 0 ? ns / 1000000 : -((-ns + 999999) / 1000000);
+    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t rem = ms - days * 86400000; /* 0 .. 86399999 */
+    /* H. Hinnant's civil_from_days */
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned d = doy - (153 * mp + 2) / 5 + 1;
+    unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    y += m <= 2;
+    if (y < 0)
+        y = 0;
+    if (y > 9999)
+        y = 9999;
+    unsigned hh = (unsigned)(rem / 3600000), mi = (unsigned)(rem / 60000 % 60),
+             ss = (unsigned)(rem / 1000 % 60), mss = (unsigned)(rem % 1000);
+    char *o = p;
+    *o++ = '"';
+    *o++ = (char)('0' + y / 1000);
+    *o++ = (char)('0' + y / 100 % 10);
+    *o++ = (char)('0' + y / 10 % 10);
+    *o++ = (char)('0' + y % 10);
+    *o++ = '-';
+    *o++ = (char)('0' + m / 10);
+    *o++ = (char)('0' + m % 10);
+    *o++ = '-';
+    *o++ = (char)('0' + d / 10);
+    *o++ = (char)('0' + d % 10);
+    *o++ = 'T';
+    *o++ = (char)('0' + hh / 10);
+    *o++ = (char)('0' + hh % 10);
+    *o++ = ':';
+    *o++ = (char)('0' + mi / 10);
+    *o++ = (char)('0' + mi % 10);
+    *o++ = ':';
+    *o++ = (char)('0' + ss / 10);
+    *o++ = (char)('0' + ss % 10);
+    *o++ = '.';
+    *o++ = (char)('0' + mss / 100);
+    *o++ = (char)('0' + mss / 10 % 10);
+    *o++ = (char)('0' + mss % 10);
+    *o++ = 'Z';
+    *o++ = '"';
+    return o;
+}
+
+#define LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
+
+static char *put_str(char *p, const char *s, size_t n)
+{
+    *p++ = '"';
+    p = tel_json_esc(p, s, n);
+    *p++ = '"';
+    return p;
+}
+
+/* Keys: as strings, except that NUL (legal in JSON, refused in keys by many decoders, jansson
+ * among them) becomes \ufffd. */
+static char *put_key(char *p, const char *s, size_t n)
+{
+    if (!memchr(s, 0, n))
+        return put_str(p, s, n);
+    *p++ = '"';
+    for (const char *z; n && (z = memchr(s, 0, n));) {
+        p = tel_json_esc(p, s, (size_t)(z - s));
+        p = LIT(p, "\\ufffd");
+        n -= (size_t)(z - s) + 1;
+        s = z + 1;
+    }
+    p = tel_json_esc(p, s, n);
+    *p++ = '"';
+    return p;
+}
+
+static const char *const sev_names[6] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"};
+
+struct res_field {
+    const char *key; /* with quotes and colon */
+    size_t klen;
+    const char *val;
+};
+
+static size_t res_fields(const struct tel_record *rec, struct res_field f[7])
+{
+#define RF(k, v) {"\"" k "\":", sizeof(k) + 2, (v)}
+    const struct res_field all[7] = {
+        RF("service.name", rec->res.service),   RF("team", rec->res.team),
+        RF("deployment.environment", rec->res.env), RF("service.version", rec->res.version),
+        RF("service.instance.id", rec->res.instance), RF("host.name", rec->res.host),
+        RF("log.file.path", rec->res.file),
+    };
+#undef RF
+    size_t n = 0;
+    for (size_t i = 0; i < 7; i++)
+        if (all[i].val && all[i].val[0])
+            f[n++] = all[i];
+    return n;
+}
+
+static char *write_rec(const struct tel_record *rec, char *p, const struct res_field *rf,
+                       size_t nrf)
+{
+    int64_t ts = rec->time_ns ? rec->time_ns : rec->observed_ns;
+    p = LIT(p, "{\"ts\":");
+    p = put_time(p, ts);
+    p = LIT(p, ",\"observed_ts\":");
+    p = put_time(p, rec->observed_ns);
+    if (rec->severity >= 1 && rec->severity <= 24) {
+        const char *name = sev_names[(rec->severity - 1) / 4];
+        p = LIT(p, ",\"severity\":\"");
+        size_t nl = strlen(name);
+        memcpy(p, name, nl);
+        p += nl;
+        p = LIT(p, "\",\"severity_number\":");
+        if (rec->severity >= 10)
+            *p++ = (char)('0' + rec->severity / 10);
+        *p++ = (char)('0' + rec->severity % 10);
+    }
+    p = LIT(p, ",\"body\":");
+    p = put_str(p, rec->body ? rec->body : "", rec->body ? rec->body_len : 0);
+    p = LIT(p, ",\"attributes\":{");
+    for (uint32_t i = 0; i < rec->nattrs; i++) {
+        const struct tel_kv *kv = &rec->attrs[i];
+        if (i)
+            *p++ = ',';
+        p = put_key(p, kv->key, kv->klen);
+        *p++ = ':';
+        switch (kv->type) {
+        case TEL_V_STR: p = put_str(p, kv->val, kv->vlen); break;
+        case TEL_V_NUM:
+        case TEL_V_JSON:
+            if (kv->vlen) {
+                memcpy(p, kv->val, kv->vlen);
+                p += kv->vlen;
+            } else {
+                p = LIT(p, "null");
+            }
+            break;
+        case TEL_V_BOOL:
+            if (kv->vlen == 4 && memcmp(kv->val, "true", 4) == 0)
+                p = LIT(p, "true");
+            else
+                p = LIT(p, "false");
+            break;
+        default: p = LIT(p, "null"); break;
+        }
+    }
+    p = LIT(p, "},\"resource\":{");
+    for (size_t i = 0; i < nrf; i++) {
+        if (i)
+            *p++ = ',';
+        memcpy(p, rf[i].key, rf[i].klen);
+        p += rf[i].klen;
+        p = put_str(p, rf[i].val, strlen(rf[i].val));
+    }
+    *p++ = '}';
+    if (rec->trace_id[0]) {
+        p = LIT(p, ",\"trace_id\":");
+        p = put_str(p, rec->trace_id, strnlen(rec->trace_id, sizeof(rec->trace_id)));
+    }
+    if (rec->span_id[0]) {
+        p = LIT(p, ",\"span_id\":");
+        p = put_str(p, rec->span_id, strnlen(rec->span_id, sizeof(rec->span_id)));
+    }
+    *p++ = '}';
+    return p;
+}
+
+int tel_record_write_json(const struct tel_record *rec, struct core_buf *out)
+{
+    struct res_field rf[7];
+    size_t nrf = res_fields(rec, rf);
+    /* Worst case: every string byte escaped as \uXXXX. */
+    size_t need = 256 + 6 * (size_t)(rec->body ? rec->body_len : 0) + 6 * 33 + 6 * 17;
+    for (uint32_t i = 0; i < rec->nattrs; i++)
+        need += 16 + 6 * (size_t)rec->attrs[i].klen + 6 * (size_t)rec->attrs[i].vlen;
+    for (size_t i = 0; i < nrf; i++)
+        need += 8 + rf[i].klen + 6 * strlen(rf[i].val);
+    int rc = buf_reserve(out, need);
+    if (rc == 0) {
+        char *end = write_rec(rec, out->data + out->len, rf, nrf);
+        out->len = (size_t)(end - out->data);
+        out->data[out->len] = 0;
+        return 0;
+    }
+    if (rc != CORE_E_TOO_BIG)
+        return rc;
+    /* The worst case does not fit under out->max but the real line may: encode aside. */
+    struct core_buf tmp;
+    core_buf_init(&tmp, 0);
+    rc = buf_reserve(&tmp, need);
+    if (rc == 0) {
+        char *end = write_rec(rec, tmp.data, rf, nrf);
+        rc = core_buf_add(out, tmp.data, (size_t)(end - tmp.data));
+    }
+    core_buf_release(&tmp);
+    return rc;
+}
