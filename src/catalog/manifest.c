@@ -171,6 +171,8 @@ static const struct schema_field expose_fields[] = {
     {.key = "paths", .type = SCHEMA_LIST, .min = 1, .max = 64, .item = &expose_path_item,
      .dflt = "[\"/\"]",
      .check = schema_check_unique, .doc = "URL path prefixes; each starts with '/', no duplicates"},
+    {.key = "tls", .type = SCHEMA_BOOL, .dflt = "false",
+     .doc = "serve the host over TLS (guard-rail policies may require it for public hosts)"},
     {0},
 };
 
