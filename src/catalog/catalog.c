@@ -8,7 +8,15 @@
 
 struct catalog {
     struct store *st;
+    catalog_gate_fn gate;
+    void *gate_arg;
 };
+
+void catalog_set_gate(struct catalog *cat, catalog_gate_fn fn, void *arg)
+{
+    cat->gate = fn;
+    cat->gate_arg = arg;
+}
 
 const struct catalog_actor catalog_actor_system = {"system", true, NULL, 0};
 
@@ -354,7 +362,17 @@ int catalog_service_apply(struct catalog *cat, const struct catalog_actor *actor
                             "user '%s' is not a member of team '%s' and cannot change its "
                             "services",
                             actor->user, m->team);
-    int rc = store_txn_begin(cat->st, err);
+    int rc = 0;
+    if (cat->gate) {
+        /* the guard rails judge changes only: an identical manifest stays "unchanged" */
+        struct catalog_service prev = {0};
+        bool same = catalog_service_get(cat, m->name, &prev, NULL) == 0 &&
+                    strcmp(prev.digest, m->digest) == 0 && strcmp(prev.team, m->team) == 0;
+        catalog_service_release(&prev);
+        if (!same && (rc = cat->gate(cat->gate_arg, actor, m, err)))
+            return rc;
+    }
+    rc = store_txn_begin(cat->st, err);
     if (rc)
         return rc;
     bool exists = false;

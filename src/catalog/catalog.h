@@ -80,6 +80,13 @@ struct catalog_actor {
 
 extern const struct catalog_actor catalog_actor_system;
 
+/* A guard-rail gate asked before a changed service manifest is stored (the policy module
+ * installs one; docs/policy.md). returns: 0 to allow, or an error (CORE_E_PERM with the reasons
+ * in err) to refuse. Called outside any transaction, so what it records stays. */
+typedef int (*catalog_gate_fn)(void *arg, const struct catalog_actor *actor,
+                               const struct catalog_manifest *m, struct core_err *err);
+void catalog_set_gate(struct catalog *cat, catalog_gate_fn fn, void *arg);
+
 /* returns: owned by caller, free with catalog_free(); borrows st. */
 struct catalog *catalog_new(struct store *st, struct core_err *err);
 void catalog_free(struct catalog *cat);

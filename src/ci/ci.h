@@ -118,6 +118,11 @@ struct ci_runner_config {
      * with provenance in the registry (repository <service>, tags run-<id> and the branch). */
     struct registry *registry;
     struct artifact_signer *signer;
+    /* Guard rails asked before a run's output is packaged (the policy module; docs/policy.md):
+     * 0 allows, an error (CORE_E_PERM with the reasons) fails the run with them. May be NULL. */
+    int (*gate)(void *arg, const char *service, const char *team, int64_t run_id,
+                struct core_err *err);
+    void *gate_arg;
 };
 
 /* Starts the workers. Runs left "running" by a previous process are marked failed first.

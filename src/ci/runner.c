@@ -821,6 +821,15 @@ static void publish(struct exec *x, const struct ci_pipeline *p, const char *tar
 static int package(struct exec *x, const struct ci_pipeline *p, struct core_err *err)
 {
     char outdir[1200], file[1300];
+    if (x->r->cfg.gate) {
+        logf_(x, "==> guard rails\n");
+        int grc = x->r->cfg.gate(x->r->cfg.gate_arg, x->service, x->team, x->id, err);
+        if (grc) {
+            logf_(x, "<== blocked by policy: %s\n", err->msg);
+            return grc;
+        }
+        logf_(x, "<== allowed\n");
+    }
     snprintf(outdir, sizeof(outdir), "%s/artifacts/%lld", x->r->root, (long long)x->id);
     int rc = core_mkdir_p(outdir, 0700, err);
     if (rc)

@@ -115,6 +115,15 @@ json_t *deploy_get(struct store *st, int64_t id, struct core_err *err);
 json_t *deploy_status(struct deploy_controller *dc, const char *service, const char *env,
                       struct core_err *err);
 
+/* Guard rails asked before a deployment is recorded (the policy module; docs/policy.md): the
+ * service's manifest for env, and the image (repository and manifest digest) it would run.
+ * returns: 0 to allow, an error (CORE_E_PERM with the reasons) to refuse. */
+typedef int (*deploy_gate_fn)(void *arg, const struct catalog_actor *actor, const char *service,
+                              const char *env, const char *team, int tier,
+                              const char *manifest_json, const char *repo, const char *digest,
+                              struct core_err *err);
+void deploy_set_gate(struct deploy_controller *dc, deploy_gate_fn fn, void *arg);
+
 /* Ingress HTTP port (for URLs shown to users). */
 int deploy_ingress_port(const struct deploy_controller *dc);
 

@@ -73,6 +73,8 @@ struct deploy_controller {
     json_t *routes;           /* backend -> route text last given to the ingress */
     int64_t next_seq;
     struct deploy_monitoring mon;
+    deploy_gate_fn gate;      /* guard rails (set before requests arrive) */
+    void *gate_arg;
 };
 
 /* Wakes the reconciler now rather than at the next tick. */

@@ -12,6 +12,12 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
+void deploy_set_gate(struct deploy_controller *dc, deploy_gate_fn fn, void *arg)
+{
+    dc->gate = fn;
+    dc->gate_arg = arg;
+}
+
 static bool actor_may(const struct catalog_actor *a, const char *team)
 {
     if (a->is_admin)
@@ -438,6 +444,9 @@ int deploy_create(struct deploy_controller *dc, const struct catalog_actor *acto
     }
     char ref[300], digest[72];
     if ((rc = resolve_image(dc, req->service, req->image, ref, digest, err)))
+        goto out;
+    if (dc->gate && (rc = dc->gate(dc->gate_arg, actor, req->service, req->env, s.team, s.tier,
+                                   s.manifest, req->service, digest, err)))
         goto out;
     if (!(spec = run_spec(dc, req->service, req->env, s.manifest, digest, err))) {
         rc = err->code ? err->code : CORE_E_INVAL;

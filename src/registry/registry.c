@@ -44,7 +44,15 @@ struct registry {
         uint64_t size;
     } known[REGISTRY_KNOWN];
     int known_next;
+    registry_gate_fn gate;
+    void *gate_arg;
 };
+
+void registry_set_gate(struct registry *reg, registry_gate_fn fn, void *arg)
+{
+    reg->gate = fn;
+    reg->gate_arg = arg;
+}
 
 /* The outcome of one operation: a core error plus the spec's error code and HTTP status. */
 struct op {
@@ -1165,6 +1173,17 @@ static void serve_manifest_put(struct hctx *h)
             return reply_op(h);
         }
         bytes = data;
+    }
+    /* image manifests (not referrers such as signatures) ask the guard rails first */
+    if (h->reg->gate && strstr(mt, "image.manifest") && bytes &&
+        !memmem(bytes, len, "\"subject\"", 9)) {
+        char hex[65], dg[80];
+        core_sha256_hex(bytes, len, hex);
+        snprintf(dg, sizeof(dg), "sha256:%s", hex);
+        if (h->reg->gate(h->reg->gate_arg, h->req->actor, h->name, dg, bytes, len, &h->op.err)) {
+            reply_error(h, 403, "DENIED", h->op.err.msg, NULL);
+            goto out;
+        }
     }
     if (manifest_put(h->reg, h->name, mt, bytes, len, h->ref, digest, &info, &h->op)) {
         reply_op(h);

@@ -92,6 +92,15 @@ bool registry_wants_spool(const char *method, const char *path);
 
 /* ---- in-process API (CI packaging, portal, CLI through the API) ---- */
 
+/* A guard-rail gate asked before an image manifest pushed over the distribution API (/v2) is
+ * stored (the platform's own pushes through the functions below are judged at pipeline
+ * packaging instead). manifest is the pushed JSON, digest its "sha256:<hex>". returns: 0 to
+ * allow, an error (CORE_E_PERM with the reasons) to refuse with 403 DENIED. */
+typedef int (*registry_gate_fn)(void *arg, const struct catalog_actor *actor, const char *repo,
+                                const char *digest, const char *manifest, size_t len,
+                                struct core_err *err);
+void registry_set_gate(struct registry *reg, registry_gate_fn fn, void *arg);
+
 /* Stores a blob from a file (digest "sha256:<hex>" verified) and links it into repo. */
 int registry_put_blob_file(struct registry *reg, const struct catalog_actor *actor,
                            const char *repo, const char *path, const char *digest,
