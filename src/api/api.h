@@ -36,6 +36,9 @@ struct registry;
 struct artifact_signer;
 struct deploy_controller;
 struct tel_engine;
+struct policy_engine;
+struct pki;
+struct acme;
 struct api_server;
 
 /* What the server serves; all borrowed and must outlive the server. runner and secrets may be
@@ -50,6 +53,9 @@ struct api_deps {
     struct artifact_signer *signer; /* image signing key; /api/v1/artifacts answer 503 when NULL */
     struct deploy_controller *deploy; /* deploy routes answer 503 when NULL */
     struct tel_engine *telemetry;     /* log ingest answers 503 when NULL; /metrics adds its counters */
+    struct policy_engine *policy;     /* policy routes answer 503 when NULL */
+    struct pki *pki;                  /* internal CA; /pki/ and /api/v1/ca answer 503 when NULL */
+    struct acme *acme;                /* ACME server (RFC 8555) at /acme/; 404 when NULL */
     const char *data_dir; /* uploads are spooled to DATA/tmp, git repositories live in DATA/git */
 };
 

@@ -80,6 +80,10 @@ extern const struct api_route api_logs_routes[];   /* routes_logs.c: pave logs *
 extern const size_t api_logs_nroutes;
 extern const struct api_route api_ingest_routes[]; /* routes_ingest.c: HTTP JSON ingest */
 extern const size_t api_ingest_nroutes;
+extern const struct api_route api_policy_routes[]; /* routes_policy.c: policies, exceptions */
+extern const size_t api_policy_nroutes;
+extern const struct api_route api_pki_routes[]; /* routes_pki.c: CA, CRL, certificates */
+extern const size_t api_pki_nroutes;
 extern const size_t api_runtime_nroutes;
 /* The i-th route across all tables, or NULL. */
 const struct api_route *api_route_at(size_t i);
@@ -103,7 +107,7 @@ const char *api_query(struct api_req *r, const char *key, char *buf, size_t bufs
 /* Metrics (metrics.c): requests by route and status, latency histograms by route. */
 #define API_ROUTE_PORTAL (-1)
 #define API_ROUTE_OTHER (-2)
-#define API_METRIC_ROUTES 64
+#define API_METRIC_ROUTES 160
 #define API_METRIC_STATUSES 12
 #define API_METRIC_BUCKETS 12
 

@@ -17,6 +17,7 @@
 #include "deploy/deploy.h"
 #include "telemetry/telemetry.h"
 #include "portal/portal.h"
+#include "pki/pki.h"
 #include "registry/registry.h"
 #include "store/store.h"
 
@@ -135,6 +136,8 @@ static const struct {
     {api_deploy_routes, &api_deploy_nroutes},
     {api_logs_routes, &api_logs_nroutes},
     {api_ingest_routes, &api_ingest_nroutes},
+    {api_policy_routes, &api_policy_nroutes},
+    {api_pki_routes, &api_pki_nroutes},
 };
 
 const struct api_route *api_route_at(size_t i)
@@ -648,6 +651,45 @@ static enum MHD_Result serve_portal(struct api_req *r, struct MHD_Connection *c)
     return ret;
 }
 
+static const char *conn_header(void *arg, const char *name)
+{
+    return MHD_lookup_connection_value(arg, MHD_HEADER_KIND, name);
+}
+
+/* /acme/...: the ACME server (RFC 8555). No platform token: requests are JWS-signed by the
+ * ACME account key, which pki/acme.c verifies. Bodies are capped at ACME_MAX_BODY. */
+static enum MHD_Result serve_acme(struct api_req *r, struct MHD_Connection *c, const char *path)
+{
+    r->route = API_ROUTE_OTHER;
+    if (!r->srv->ctx.acme) {
+        api_reply_error(r, CORE_E_NOTFOUND, "the ACME server is not enabled (run 'pave ca init')",
+                        NULL);
+        return finish(r, c);
+    }
+    struct acme_request rq = {
+        .method = r->method,
+        .path = path,
+        .header = conn_header,
+        .header_arg = c,
+        .body = r->body.data,
+        .body_len = r->body.len,
+        .body_too_big = r->body_too_big,
+    };
+    struct acme_response rs = {0};
+    core_buf_init(&rs.body, 0);
+    acme_handle(r->srv->ctx.acme, &rq, &rs);
+    r->resp = MHD_create_response_from_buffer(rs.body.len, rs.body.data, MHD_RESPMEM_MUST_COPY);
+    core_buf_release(&rs.body);
+    if (!r->resp) {
+        api_reply_error(r, CORE_E_NOMEM, "out of memory", NULL);
+        return finish(r, c);
+    }
+    for (int i = 0; i < rs.nheaders; i++)
+        MHD_add_response_header(r->resp, rs.headers[i].name, rs.headers[i].value);
+    r->status = rs.status;
+    return finish(r, c);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
@@ -669,7 +711,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         core_buf_init(&r->out, 0);
         *con_cls = r;
         size_t cap = srv->cfg.max_body;
-        if (wants_spool(r, method, url)) {
+        bool is_acme = strncmp(url, "/acme/", 6) == 0;
+        if (is_acme)
+            cap = r->body.max = ACME_MAX_BODY;
+        if (!is_acme && wants_spool(r, method, url)) {
             struct core_err err = {0};
             r->method = method;
             r->path = url;
@@ -685,6 +730,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (cl && strtoull(cl, NULL, 10) > cap) {
             r->method = method;
             r->path = url;
+            if (is_acme) {
+                r->body_too_big = true;
+                return serve_acme(r, c, url + 5);
+            }
             api_reply_error(r, CORE_E_TOO_BIG, "request body is too large", NULL);
             return finish(r, c);
         }
@@ -738,6 +787,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     core_buf_init(&q, 64 * 1024);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_query_arg, &q);
     r->query = core_buf_detach(&q, NULL);
+    if (strncmp(url, "/acme/", 6) == 0 && path_is_sane(url))
+        return serve_acme(r, c, url + 5); /* answers oversize bodies with an ACME problem */
     if (r->body_too_big) {
         api_reply_error(r, CORE_E_TOO_BIG, "request body is too large", NULL);
         return finish(r, c);
@@ -762,7 +813,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             r->status = 503;
         return finish(r, c);
     }
-    if (strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0) {
+    /* /pki/ (CRL, CA certificates) is public and routed like the API (routes_pki.c) */
+    if (strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0 ||
+        strncmp(url, "/pki/", 5) == 0) {
         dispatch_api(r, c);
         return finish(r, c);
     }

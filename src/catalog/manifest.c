@@ -203,6 +203,13 @@ static const struct schema_field slo_fields[] = {
     {0},
 };
 
+static const struct schema_field logs_fields[] = {
+    {.key = "redact", .type = SCHEMA_BOOL, .dflt = "true",
+     .doc = "the observability pipeline redacts personal data and secrets in this service's logs; "
+            "false asks it not to (guard-rail policies refuse that for confidential data)"},
+    {0},
+};
+
 static const struct schema_field spec_fields[] = {
     {.key = "build", .type = SCHEMA_MAP, .sub = build_fields, .doc = "how CI builds the service"},
     {.key = "run", .type = SCHEMA_MAP, .sub = run_fields, .check = check_run,
@@ -220,6 +227,8 @@ static const struct schema_field spec_fields[] = {
     {.key = "strict", .type = SCHEMA_BOOL, .dflt = "false",
      .doc = "refuse callers that do not list this service in their spec.dependencies"},
     {.key = "slo", .type = SCHEMA_MAP, .sub = slo_fields, .doc = "service level objectives"},
+    {.key = "logs", .type = SCHEMA_MAP, .sub = logs_fields,
+     .doc = "how the service's logs are handled"},
     {.key = "docs", .type = SCHEMA_STRING, .max = 1024, .check = schema_check_relpath,
      .doc = "documentation folder, a path relative to the repository root"},
     {0},

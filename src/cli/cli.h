@@ -121,6 +121,8 @@ int cli_cmd_scale(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_deployments(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_agent(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_policy(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_ca(struct cli_ctx *ctx, int argc, char **argv);
 
 /* The command table, for help and completion. */
 struct cli_command {

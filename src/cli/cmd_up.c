@@ -1,9 +1,11 @@
 /* `pave up` and `pave server`: run the platform in the foreground until SIGINT/SIGTERM. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -13,6 +15,8 @@
 #include "deploy/deploy.h"
 #include "ci/ci.h"
 #include "cli/cli.h"
+#include "pki/pki.h"
+#include "policy/policy.h"
 #include "secret/secret.h"
 #include "portal/portal.h"
 #include "registry/registry.h"
@@ -32,6 +36,8 @@ struct server_opts {
     bool stop_workloads;        /* on exit, stop replicas and HAProxy too */
     bool ingress_optional;      /* pave up: a load balancer that cannot start only warns */
     const char *telemetry;      /* pipeline config (YAML); NULL: DATA/telemetry.yaml or defaults */
+    const char *acme_http_port; /* ACME http-01 validation port (default 80) */
+    const char *acme_domain;    /* ACME default policy also allows *.<domain> */
 };
 
 static int parse_listen(const char *listen, char *addr, size_t addrsz, int *port)
@@ -49,6 +55,50 @@ static int parse_listen(const char *listen, char *addr, size_t addrsz, int *port
     return 0;
 }
 
+/* The background policy scan: one at start, then every 5 minutes, until stopped. */
+#define POLICY_SCAN_EVERY_MS (5 * 60 * 1000)
+
+struct policy_scanner {
+    struct policy_engine *pe;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop;
+    bool running;
+};
+
+static void *policy_scan_loop(void *arg)
+{
+    struct policy_scanner *s = arg;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stop) {
+        pthread_mutex_unlock(&s->lock);
+        struct core_err err = {0};
+        if (policy_scan(s->pe, NULL, &err))
+            log_warn("policy", "scan failed", LOG_STR("error", err.msg));
+        pthread_mutex_lock(&s->lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += POLICY_SCAN_EVERY_MS / 1000;
+        while (!s->stop && pthread_cond_timedwait(&s->cond, &s->lock, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static void policy_scanner_stop(struct policy_scanner *s)
+{
+    if (!s->running)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stop = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->thread, NULL);
+    s->running = false;
+}
+
 static int run_server(const struct server_opts *o)
 {
     struct core_err err = {0};
@@ -62,6 +112,12 @@ static int run_server(const struct server_opts *o)
     struct artifact_signer *signer = NULL;
     struct deploy_controller *dc = NULL;
     struct tel_engine *tel = NULL;
+    struct policy_engine *pol = NULL;
+    struct policy_gates gates = {0}; /* the guard rails every gate asks (docs/policy.md) */
+    struct acme *acme = NULL;
+    struct pki *pki = NULL;
+    struct policy_scanner scanner = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                                     .cond = PTHREAD_COND_INITIALIZER};
     int rc = CLI_FAIL;
     char addr[64];
     int port;
@@ -100,6 +156,27 @@ static int run_server(const struct server_opts *o)
         cli_error("cannot load the demo organization: %s", err.msg);
         goto out;
     }
+    if (!(pol = policy_engine_open(st, cat, &err)) ||
+        (o->demo && policy_engine_load_defaults(pol, &err))) {
+        cli_error("cannot start policies: %s", err.msg);
+        goto out;
+    }
+    /* The internal CA: a demo start creates it the first time; otherwise it is optional until
+     * 'pave ca init' has run. */
+    struct pki_config kcfg = {.data_dir = o->data_dir, .st = st};
+    if (!(pki = pki_open(&kcfg, &err)) && err.code == CORE_E_NOTFOUND && o->demo) {
+        if (pki_init(&kcfg, "Paved Demo", PKI_KEY_EC_P256, false, &err) == 0) {
+            struct store_audit_event ev = {.actor = "system", .action = "pki.init",
+                                           .kind = "ca", .object = "Paved Demo"};
+            store_audit_append(st, &ev, NULL);
+            pki = pki_open(&kcfg, &err);
+        }
+    }
+    if (!pki && err.code != CORE_E_NOTFOUND) {
+        cli_error("cannot open the certificate authority: %s", err.msg);
+        goto out;
+    }
+    core_err_clear(&err);
     if (!(reg = registry_new(st, cat, o->data_dir, &err))) {
         cli_error("cannot start the registry: %s", err.msg);
         goto out;
@@ -145,9 +222,13 @@ static int run_server(const struct server_opts *o)
         rc = CLI_USAGE;
         goto out;
     }
+    gates = (struct policy_gates){.pe = pol, .cat = cat, .reg = reg, .signer = signer};
+    catalog_set_gate(cat, policy_gate_catalog_cb, &gates);
+    registry_set_gate(reg, policy_gate_registry_cb, &gates);
     struct ci_runner_config rcfg = {.data_dir = o->data_dir, .concurrency = (int)workers,
                                     .allow_unisolated = o->allow_unisolated, .registry = reg,
-                                    .signer = signer};
+                                    .signer = signer, .gate = policy_gate_pipeline_cb,
+                                    .gate_arg = &gates};
     if (!(runner = ci_runner_start(&rcfg, st, cat, box, &err))) {
         cli_error("cannot start the pipeline runner: %s", err.msg);
         goto out;
@@ -182,6 +263,8 @@ static int run_server(const struct server_opts *o)
             if (!o->ingress_optional)
                 goto out;
             fprintf(stderr, "pave: continuing without deployments\n");
+        } else {
+            deploy_set_gate(dc, policy_gate_deploy_cb, &gates);
         }
     }
     char tel_path[4200];
@@ -199,7 +282,8 @@ static int run_server(const struct server_opts *o)
         goto out;
     }
     struct portal_deps pdeps = {.st = st, .cat = cat, .runner = runner, .data_dir = o->data_dir,
-                                .registry = reg, .signer = signer, .deploy = dc};
+                                .registry = reg, .signer = signer, .deploy = dc,
+                                .policy = pol};
     if (!(portal = portal_new(&pdeps, &err))) {
         cli_error("%s", err.msg);
         goto out;
@@ -207,12 +291,42 @@ static int run_server(const struct server_opts *o)
     struct api_config cfg = {.listen_addr = addr, .port = port};
     struct api_deps deps = {.st = st, .cat = cat, .portal = portal, .runner = runner,
                             .secrets = box, .signer = signer, .data_dir = o->data_dir,
-                            .registry = reg, .deploy = dc, .telemetry = tel};
+                            .registry = reg, .deploy = dc, .telemetry = tel, .policy = pol,
+                            .pki = pki};
+    /* ACME (RFC 8555) at /acme/ whenever the CA is open */
+    if (deps.pki) {
+        long hp = o->acme_http_port ? strtol(o->acme_http_port, NULL, 10) : 80;
+        if (hp < 1 || hp > 65535) {
+            cli_error("--acme-http-port must be a port from 1 to 65535");
+            goto out;
+        }
+        struct acme_config acfg = {.pki = deps.pki, .st = st, .http_port = (int)hp,
+                                   .platform_domain = o->acme_domain};
+        if (!(acme = acme_new(&acfg, &err))) {
+            cli_error("cannot start the ACME server: %s", err.msg);
+            goto out;
+        }
+        deps.acme = acme;
+    }
     if (!(srv = api_server_start(&cfg, &deps, &err))) {
         cli_error("%s", err.msg);
         goto out;
     }
     int bound = api_server_port(srv);
+    if (pki) {
+        /* certificates point relying parties at this server's public CRL */
+        char crl_url[160];
+        bool any_addr = !addr[0] || !strcmp(addr, "0.0.0.0");
+        snprintf(crl_url, sizeof(crl_url), "http://%s:%d/pki/crl.der",
+                 any_addr ? "127.0.0.1" : addr, bound);
+        if (pki_set_crl_url(pki, crl_url, &err))
+            log_warn("pki", "no CRL distribution point", LOG_STR("error", err.msg));
+    }
+    scanner.pe = pol;
+    if (pthread_create(&scanner.thread, NULL, policy_scan_loop, &scanner) == 0)
+        scanner.running = true;
+    else
+        log_warn("policy", "cannot start the background scan");
     if (dc) {
         /* the "pave" scrape target of DATA/monitoring: loopback when bound to every address */
         char self[128];
@@ -250,6 +364,9 @@ static int run_server(const struct server_opts *o)
 out:
     /* Stop what uses the others first: requests, then the portal, then runs in progress. */
     api_server_stop(srv);
+    acme_free(acme); /* after the server: no request uses it any more */
+    pki_close(pki);
+    policy_scanner_stop(&scanner);
     tel_engine_stop(tel, 5000);
     if (dc && o->stop_workloads) {
         deploy_stop_all(dc);
@@ -263,6 +380,7 @@ out:
     registry_free(reg);
     secret_box_free(box);
     artifact_signer_free(signer);
+    policy_engine_free(pol);
     catalog_free(cat);
     store_close(st);
     return rc;
@@ -291,7 +409,11 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
                "  --telemetry-config FILE  the observability pipeline (default DIR/telemetry.yaml\n"
                "                      if present, else the defaults: docs/telemetry.md)\n"
                "  --stop-workloads    on exit also stop deployed replicas and HAProxy (by\n"
-               "                      default they keep serving and the next start adopts them)\n");
+               "                      default they keep serving and the next start adopts them)\n"
+               "  --acme-http-port N  port the ACME server validates http-01 challenges on\n"
+               "                      (default 80; see docs/pki.md)\n"
+               "  --acme-domain D     the ACME default policy also allows names under D\n"
+               "                      (always: *.localhost, *.internal)\n");
         return CLI_OK;
     }
     struct server_opts o = {.data_dir = ".pave", .listen = "127.0.0.1:7070"};
@@ -306,6 +428,8 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
         {"service-ports", 0, &o.service_ports, NULL},
         {"telemetry-config", 0, &o.telemetry, NULL},
         {"stop-workloads", 0, NULL, &o.stop_workloads},
+        {"acme-http-port", 0, &o.acme_http_port, NULL},
+        {"acme-domain", 0, &o.acme_domain, NULL},
         {NULL, 0, NULL, NULL},
     };
     char *pos[1];

@@ -92,6 +92,9 @@ void core_buf_init(struct core_buf *b, size_t max);
 void core_buf_release(struct core_buf *b);
 void core_buf_clear(struct core_buf *b);
 int core_buf_add(struct core_buf *b, const void *data, size_t n);
+/* Makes room for n more bytes (and the NUL) without changing len or the contents, so that a
+ * writer can fill data + len directly and then advance len. Fails like core_buf_add. */
+int core_buf_reserve(struct core_buf *b, size_t n);
 int core_buf_adds(struct core_buf *b, const char *s);
 int core_buf_addc(struct core_buf *b, char c);
 int core_buf_addf(struct core_buf *b, const char *fmt, ...) CORE_PRINTF(2, 3);

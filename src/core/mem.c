@@ -118,6 +118,11 @@ static int buf_grow(struct core_buf *b, size_t extra)
     return 0;
 }
 
+int core_buf_reserve(struct core_buf *b, size_t n)
+{
+    return buf_grow(b, n);
+}
+
 int core_buf_add(struct core_buf *b, const void *data, size_t n)
 {
     int rc = buf_grow(b, n);

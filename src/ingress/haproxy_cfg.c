@@ -36,6 +36,22 @@ int ingress_check_host(const char *s, struct core_err *err)
     return 0;
 }
 
+int ingress_check_file(const char *s, struct core_err *err)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 2 || n > 1024 || s[0] != '/')
+        return core_err_set(err, CORE_E_INVAL, "certificate file '%.64s' must be an absolute path",
+                            s ? s : "");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\'' || c == '\\' || c == '#' ||
+            c == '$' || c == '[' || c == ']' || c == '!')
+            return core_err_set(err, CORE_E_INVAL,
+                                "certificate file '%.64s' holds a forbidden character", s);
+    }
+    return 0;
+}
+
 int ingress_check_path(const char *s, struct core_err *err)
 {
     size_t n = s ? strlen(s) : 0;
@@ -95,6 +111,26 @@ static int route_cmp(const void *a, const void *b)
     return x->svc < y->svc ? -1 : x->svc > y->svc;
 }
 
+/* The use_backend lines of an HTTP(S) frontend, longest path first. */
+static int render_routes(const struct ingress_cfg_input *in, const struct route_line *lines,
+                         size_t nlines, struct core_buf *out)
+{
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < nlines; k++) {
+        const struct ingress_service *s = &in->services[lines[k].svc];
+        rc = core_buf_addf(out, "    use_backend be_%s if", s->name);
+        if (rc == 0 && s->host)
+            rc = core_buf_addf(out, " { var(txn.host) -m str %s }", s->host);
+        if (rc == 0 && lines[k].path)
+            rc = core_buf_addf(out, " { path_beg %s }", lines[k].path);
+        if (rc == 0 && !s->host && !lines[k].path)
+            rc = core_buf_adds(out, " TRUE");
+        if (rc == 0)
+            rc = core_buf_adds(out, "\n");
+    }
+    return rc;
+}
+
 int ingress_cfg_render(const struct ingress_cfg_input *in, struct core_buf *out,
                        struct core_err *err)
 {
@@ -115,6 +151,16 @@ int ingress_cfg_render(const struct ingress_cfg_input *in, struct core_buf *out,
         (rc = check_plain("pid file", in->pid_file, err)) ||
         (rc = check_plain("state file", in->state_file, err)))
         goto out;
+    if (in->tls_port) {
+        if (in->tls_port < 0 || in->tls_port > 65535 || in->tls_port == in->listen_port) {
+            rc = core_err_set(err, CORE_E_INVAL, "TLS port %d is invalid", in->tls_port);
+            goto out;
+        }
+        if ((rc = check_plain("TLS address", in->tls_addr, err)) ||
+            (rc = ingress_check_file(in->tls_default, err)) ||
+            (rc = ingress_check_file(in->tls_crt_list, err)))
+            goto out;
+    }
     size_t total = 0;
     for (size_t i = 0; i < in->nservices; i++) {
         const struct ingress_service *s = &in->services[i];
@@ -194,18 +240,20 @@ int ingress_cfg_render(const struct ingress_cfg_input *in, struct core_buf *out,
                        "    http-request set-var(txn.host) req.hdr(host),field(1,:),lower\n",
                        in->admin_sock, in->pid_file, in->state_file, v6, in->listen_addr,
                        in->listen_port);
-    for (size_t k = 0; rc == 0 && k < nlines; k++) {
-        const struct ingress_service *s = &in->services[lines[k].svc];
-        rc = core_buf_addf(out, "    use_backend be_%s if", s->name);
-        if (rc == 0 && s->host)
-            rc = core_buf_addf(out, " { var(txn.host) -m str %s }", s->host);
-        if (rc == 0 && lines[k].path)
-            rc = core_buf_addf(out, " { path_beg %s }", lines[k].path);
-        if (rc == 0 && !s->host && !lines[k].path)
-            rc = core_buf_adds(out, " TRUE");
-        if (rc == 0)
-            rc = core_buf_adds(out, "\n");
-    }
+    if (rc == 0)
+        rc = render_routes(in, lines, nlines, out);
+    /* TLS termination: the same routing; the certificate is picked by SNI from the crt-list,
+     * the default one (first on the bind line) when no entry matches */
+    if (rc == 0 && in->tls_port)
+        rc = core_buf_addf(out,
+                           "\nfrontend fe_https\n"
+                           "    bind %s%s:%d ssl crt %s crt-list %s\n"
+                           "    http-request set-header X-Forwarded-Proto https\n"
+                           "    http-request set-var(txn.host) req.hdr(host),field(1,:),lower\n",
+                           strchr(in->tls_addr, ':') ? "ipv6@" : "", in->tls_addr,
+                           in->tls_port, in->tls_default, in->tls_crt_list);
+    if (rc == 0 && in->tls_port)
+        rc = render_routes(in, lines, nlines, out);
     /* service discovery: one frontend per internal port, every request to the backend; a
      * strict service refuses there and is reached only through its declared callers' ports */
     for (size_t i = 0; rc == 0 && i < in->nservices; i++) {

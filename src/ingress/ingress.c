@@ -49,6 +49,20 @@ struct ingress {
     bool adopted;
     struct ingress_service *svcs;
     size_t nsvcs;
+    /* TLS termination: fe_https on tls_addr:tls_port (0: off) */
+    char *tls_addr;
+    int tls_port;
+    char *tls_default; /* DATA/ingress/tls-default.pem */
+    char *crt_list;    /* DATA/ingress/crt-list, rewritten on every change */
+    struct tls_entry *tls;
+    size_t ntls;
+};
+
+/* One line of the crt-list: a certificate file and the SNI names it answers. */
+struct tls_entry {
+    char *file;
+    char **sni;
+    size_t nsni;
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -114,7 +128,9 @@ static bool reply_blank(const char *reply)
 
 /* ---- Runtime API client -------------------------------------------------------------- */
 
-static int admin_cmd_at(const char *sock_path, const char *cmd, char **out, struct core_err *err)
+/* Sends `cmd` (a command line, or a command ending in "<<" followed by its payload lines) and
+ * reads the whole answer. */
+static int admin_send(const char *sock_path, const char *cmd, char **out, struct core_err *err)
 {
     struct core_buf reply;
     core_buf_init(&reply, ADMIN_REPLY_MAX);
@@ -124,10 +140,6 @@ static int admin_cmd_at(const char *sock_path, const char *cmd, char **out, stru
     *out = NULL;
     if (strlen(sock_path) >= sizeof(sa.sun_path)) {
         rc = core_err_set(err, CORE_E_INVAL, "socket path '%s' is too long", sock_path);
-        goto out;
-    }
-    if (strchr(cmd, '\n')) {
-        rc = core_err_set(err, CORE_E_INVAL, "runtime command holds a newline");
         goto out;
     }
     memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
@@ -187,6 +199,14 @@ out:
         close(fd);
     core_buf_release(&reply);
     return rc;
+}
+
+static int admin_cmd_at(const char *sock_path, const char *cmd, char **out, struct core_err *err)
+{
+    *out = NULL;
+    if (strchr(cmd, '\n'))
+        return core_err_set(err, CORE_E_INVAL, "runtime command holds a newline");
+    return admin_send(sock_path, cmd, out, err);
 }
 
 int ingress_admin_cmd(struct ingress *ing, const char *cmd, char **out, struct core_err *err)
@@ -404,6 +424,10 @@ static int write_config(struct ingress *ing, const struct ingress_service *svcs,
         .max_servers = ing->max_servers,
         .services = svcs,
         .nservices = n,
+        .tls_addr = ing->tls_addr,
+        .tls_port = ing->tls_port,
+        .tls_default = ing->tls_default,
+        .tls_crt_list = ing->crt_list,
     };
     int rc = ingress_cfg_render(&in, &cfg, err);
     if (rc)
@@ -701,6 +725,10 @@ static int adopt_master(struct ingress *ing, struct core_err *err)
         .max_servers = ing->max_servers,
         .services = ing->svcs,
         .nservices = ing->nsvcs,
+        .tls_addr = ing->tls_addr,
+        .tls_port = ing->tls_port,
+        .tls_default = ing->tls_default,
+        .tls_crt_list = ing->crt_list,
     };
     if ((rc = ingress_cfg_render(&in, &cfg, err)))
         goto out;
@@ -719,6 +747,10 @@ out:
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
+
+static int check_pem(const char *pem, struct core_err *err);
+static int crt_list_load(struct ingress *ing, struct core_err *err);
+static void tls_clear(struct ingress *ing);
 
 struct ingress *ingress_start(const struct ingress_config *cfg, struct core_err *err)
 {
@@ -759,6 +791,14 @@ struct ingress *ingress_start(const struct ingress_config *cfg, struct core_err 
     ing->log_path = path_join(ing->dir, "haproxy.log");
     ing->master_pid_file = path_join(ing->dir, "master.pid");
     ing->routes_path = path_join(ing->dir, "routes.json");
+    ing->tls_default = path_join(ing->dir, "tls-default.pem");
+    ing->crt_list = path_join(ing->dir, "crt-list");
+    ing->tls_port = cfg->tls_port;
+    ing->tls_addr = core_strdup(cfg->tls_addr ? cfg->tls_addr : ing->listen_addr);
+    if (!ing->tls_default || !ing->crt_list || !ing->tls_addr) {
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto out;
+    }
     if (!ing->cfg_path || !ing->cfg_new || !ing->admin_sock || !ing->master_sock ||
         !ing->pid_file || !ing->state_file || !ing->log_path || !ing->master_pid_file ||
         !ing->routes_path) {
@@ -767,6 +807,24 @@ struct ingress *ingress_start(const struct ingress_config *cfg, struct core_err 
     }
     if ((rc = core_mkdir_p(ing->dir, 0700, err)))
         goto out;
+    if (ing->tls_port) {
+        if (ing->tls_port < 0 || ing->tls_port > 65535 || ing->tls_port == ing->listen_port) {
+            rc = core_err_set(err, CORE_E_INVAL, "TLS port %d is invalid", ing->tls_port);
+            goto out;
+        }
+        /* haproxy does not start a TLS bind without a certificate */
+        if (cfg->tls_default_pem) {
+            if ((rc = check_pem(cfg->tls_default_pem, err)) ||
+                (rc = core_file_write_atomic(ing->tls_default, cfg->tls_default_pem,
+                                             strlen(cfg->tls_default_pem), 0600, err)))
+                goto out;
+        } else if (access(ing->tls_default, R_OK) != 0) {
+            rc = core_err_set(err, CORE_E_INVAL, "the TLS frontend needs a default certificate");
+            goto out;
+        }
+        if ((rc = crt_list_load(ing, err)))
+            goto out;
+    }
     pid_t old = read_master_pid(ing);
     if (old > 0 && proc_is_our_haproxy(ing, old)) {
         ing->master = old;
@@ -820,6 +878,10 @@ static void handle_free(struct ingress *ing)
     core_free(ing->log_path);
     core_free(ing->master_pid_file);
     core_free(ing->routes_path);
+    core_free(ing->tls_default);
+    core_free(ing->crt_list);
+    core_free(ing->tls_addr);
+    tls_clear(ing);
     core_free(ing->listen_addr);
     core_free(ing->bin);
     core_free(ing);
@@ -1237,4 +1299,343 @@ int ingress_backend_status(struct ingress *ing, const char *service, ingress_slo
 out:
     core_free(reply);
     return rc;
+}
+
+/* ---- TLS termination ---------------------------------------------------------------------- */
+
+static void tls_entry_release(struct tls_entry *e)
+{
+    core_free(e->file);
+    for (size_t i = 0; i < e->nsni; i++)
+        core_free(e->sni[i]);
+    core_free(e->sni);
+    memset(e, 0, sizeof(*e));
+}
+
+static void tls_clear(struct ingress *ing)
+{
+    for (size_t i = 0; i < ing->ntls; i++)
+        tls_entry_release(&ing->tls[i]);
+    core_free(ing->tls);
+    ing->tls = NULL;
+    ing->ntls = 0;
+}
+
+static struct tls_entry *tls_find(struct ingress *ing, const char *file)
+{
+    for (size_t i = 0; i < ing->ntls; i++)
+        if (strcmp(ing->tls[i].file, file) == 0)
+            return &ing->tls[i];
+    return NULL;
+}
+
+/* One crt-list line: "FILE SNI..." (no ssl options: every entry shares the bind's). */
+static int tls_line(const struct tls_entry *e, struct core_buf *out)
+{
+    int rc = core_buf_adds(out, e->file);
+    for (size_t i = 0; rc == 0 && i < e->nsni; i++)
+        rc = core_buf_addf(out, " %s", e->sni[i]);
+    return rc;
+}
+
+/* Rewrites DATA/ingress/crt-list from the table (atomic, 0600). */
+static int crt_list_save(struct ingress *ing, struct core_err *err)
+{
+    struct core_buf b;
+    core_buf_init(&b, 16 * 1024 * 1024);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < ing->ntls; i++) {
+        rc = tls_line(&ing->tls[i], &b);
+        if (rc == 0)
+            rc = core_buf_adds(&b, "\n");
+    }
+    if (rc)
+        rc = core_err_set(err, rc, "crt-list too big");
+    else
+        rc = core_file_write_atomic(ing->crt_list, b.data, b.len, 0600, err);
+    core_buf_release(&b);
+    return rc;
+}
+
+static int tls_entry_fill(struct tls_entry *e, const char *file, const char *const *sni,
+                          size_t nsni)
+{
+    memset(e, 0, sizeof(*e));
+    e->file = core_strdup(file);
+    e->sni = core_calloc(nsni ? nsni : 1, sizeof(*e->sni));
+    if (!e->file || !e->sni)
+        return CORE_E_NOMEM;
+    for (size_t i = 0; i < nsni; i++) {
+        if (!(e->sni[i] = core_strdup(sni[i])))
+            return CORE_E_NOMEM;
+        e->nsni++;
+    }
+    return 0;
+}
+
+/* Loads the crt-list written by an earlier run, dropping lines whose file is gone or that do
+ * not parse (haproxy would refuse to start on them), and writes it back. */
+static int crt_list_load(struct ingress *ing, struct core_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = 0;
+    tls_clear(ing);
+    if (core_file_read(ing->crt_list, 16 * 1024 * 1024, &text, &len, NULL) == 0) {
+        char *save = NULL;
+        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            const char *f[65];
+            size_t n = 0;
+            char *s2 = NULL;
+            for (char *tok = strtok_r(line, " ", &s2); tok && n < 65; tok = strtok_r(NULL, " ", &s2))
+                f[n++] = tok;
+            bool ok = n >= 1 && ingress_check_file(f[0], NULL) == 0 && access(f[0], R_OK) == 0;
+            for (size_t i = 1; ok && i < n; i++)
+                ok = ingress_check_host(f[i], NULL) == 0;
+            if (!ok || tls_find(ing, f[0]))
+                continue;
+            struct tls_entry *v = core_realloc(ing->tls, (ing->ntls + 1) * sizeof(*v));
+            if (!v) {
+                rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+                goto out;
+            }
+            ing->tls = v;
+            if (tls_entry_fill(&ing->tls[ing->ntls], f[0], f + 1, n - 1)) {
+                tls_entry_release(&ing->tls[ing->ntls]);
+                rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+                goto out;
+            }
+            ing->ntls++;
+        }
+    }
+    rc = crt_list_save(ing, err);
+out:
+    core_free(text);
+    return rc;
+}
+
+/* A PEM is sent as a Runtime API payload, which ends at the first empty line. */
+static int check_pem(const char *pem, struct core_err *err)
+{
+    size_t n = pem ? strlen(pem) : 0;
+    if (n == 0 || n > 64 * 1024 || !strstr(pem, "-----BEGIN "))
+        return core_err_set(err, CORE_E_INVAL, "certificate PEM is empty, too big or not PEM");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)pem[i];
+        if ((c < 0x20 && c != '\n') || c >= 0x7f || (c == '\n' && pem[i + 1] == '\n' &&
+                                                     pem[i + 2]))
+            return core_err_set(err, CORE_E_INVAL,
+                                "certificate PEM holds an empty line or a control character");
+    }
+    return 0;
+}
+
+/* `VERB FILE <<` with pem as payload; success when the answer contains ok_word. */
+static int admin_payload(struct ingress *ing, const char *verb, const char *file,
+                         const char *payload, const char *ok_word, struct core_err *err)
+{
+    struct core_buf b;
+    core_buf_init(&b, 128 * 1024);
+    char *reply = NULL;
+    size_t plen = strlen(payload);
+    while (plen && payload[plen - 1] == '\n')
+        plen--;
+    int rc = core_buf_addf(&b, "%s %s <<\n", verb, file);
+    if (rc == 0)
+        rc = core_buf_add(&b, payload, plen);
+    if (rc == 0)
+        rc = core_buf_adds(&b, "\n"); /* admin_send() adds the empty line that ends it */
+    if (rc) {
+        rc = core_err_set(err, rc, "runtime payload too big");
+        goto out;
+    }
+    if ((rc = admin_send(ing->admin_sock, b.data, &reply, err)))
+        goto out;
+    if (!strstr(reply, ok_word)) {
+        char line[200];
+        reply_line(reply, line, sizeof(line));
+        rc = core_err_set(err, CORE_E_INVAL, "haproxy refused '%s %s': %s", verb, file, line);
+    }
+out:
+    core_free(reply);
+    core_buf_release(&b);
+    return rc;
+}
+
+static int admin_word(struct ingress *ing, const char *cmd, const char *ok_word,
+                      struct core_err *err)
+{
+    char *reply = NULL;
+    int rc = ingress_admin_cmd(ing, cmd, &reply, err);
+    if (rc == 0 && !strstr(reply, ok_word)) {
+        char line[200];
+        reply_line(reply, line, sizeof(line));
+        rc = core_err_set(err, CORE_E_INVAL, "haproxy refused '%s': %s", cmd, line);
+    }
+    core_free(reply);
+    return rc;
+}
+
+/* Replaces the certificate haproxy holds for `file` (already loaded) in memory. */
+static int runtime_cert_update(struct ingress *ing, const char *file, const char *pem,
+                               struct core_err *err)
+{
+    char cmd[1200];
+    int rc = admin_payload(ing, "set ssl cert", file, pem, "Transaction", err);
+    if (rc)
+        return rc;
+    snprintf(cmd, sizeof(cmd), "commit ssl cert %s", file);
+    rc = admin_word(ing, cmd, "Success!", err);
+    if (rc) {
+        snprintf(cmd, sizeof(cmd), "abort ssl cert %s", file);
+        char *reply = NULL;
+        struct core_err e2 = {0};
+        ingress_admin_cmd(ing, cmd, &reply, &e2);
+        core_free(reply);
+    }
+    return rc;
+}
+
+/* Runtime update failed: haproxy re-reads the files (on disk already) on a reload. */
+static int tls_reload(struct ingress *ing, const char *what, const char *file,
+                      struct core_err *rterr, struct core_err *err)
+{
+    log_warn("ingress", "runtime certificate update failed; reloading", LOG_STR("action", what),
+             LOG_STR("file", file), LOG_STR("error", rterr->msg));
+    int rc = reload(ing, err);
+    if (rc)
+        core_err_wrap(err, "reloading haproxy for certificate '%s'", file);
+    return rc;
+}
+
+int ingress_tls_port(const struct ingress *ing)
+{
+    return ing->tls_port;
+}
+
+int ingress_tls_cert_set(struct ingress *ing, const char *file, const char *pem,
+                         const char *const *sni, size_t nsni, struct core_err *err)
+{
+    int rc = 0;
+    struct tls_entry ne = {0};
+    if (!ing->tls_port)
+        return core_err_set(err, CORE_E_UNSUPPORTED, "the load balancer has no TLS frontend");
+    if ((rc = ingress_check_file(file, err)) || (rc = check_pem(pem, err)))
+        return rc;
+    if (strcmp(file, ing->tls_default) == 0 || strcmp(file, ing->crt_list) == 0)
+        return core_err_set(err, CORE_E_INVAL, "'%s' is the ingress's own file", file);
+    if (nsni == 0 || nsni > 64)
+        return core_err_set(err, CORE_E_INVAL, "a certificate needs 1 to 64 SNI names");
+    for (size_t i = 0; i < nsni; i++)
+        if ((rc = ingress_check_host(sni[i], err)))
+            return rc;
+    if ((rc = core_file_write_atomic(file, pem, strlen(pem), 0600, err)))
+        return rc;
+    struct tls_entry *e = tls_find(ing, file);
+    bool same_sni = e && e->nsni == nsni;
+    for (size_t i = 0; same_sni && i < nsni; i++)
+        same_sni = strcmp(e->sni[i], sni[i]) == 0;
+    struct core_err rterr = {0};
+    if (same_sni) {
+        /* a renewal: swap the certificate in memory, no reload */
+        if (runtime_cert_update(ing, file, pem, &rterr))
+            return tls_reload(ing, "update", file, &rterr, err);
+        log_info("ingress", "certificate updated", LOG_STR("file", file));
+        return 0;
+    }
+    if ((rc = tls_entry_fill(&ne, file, sni, nsni))) {
+        rc = core_err_set(err, rc, "out of memory");
+        goto out;
+    }
+    if (e) {
+        /* other names: crt-list entries cannot be edited at runtime; a rare change, reload */
+        tls_entry_release(e);
+        *e = ne;
+        memset(&ne, 0, sizeof(ne));
+        if ((rc = crt_list_save(ing, err)))
+            goto out;
+        core_err_set(&rterr, CORE_E_UNSUPPORTED, "SNI names changed");
+        rc = tls_reload(ing, "rename", file, &rterr, err);
+        goto out;
+    }
+    struct tls_entry *v = core_realloc(ing->tls, (ing->ntls + 1) * sizeof(*v));
+    if (!v) {
+        rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto out;
+    }
+    ing->tls = v;
+    ing->tls[ing->ntls++] = ne;
+    memset(&ne, 0, sizeof(ne));
+    if ((rc = crt_list_save(ing, err)))
+        goto out;
+    /* a new certificate: an empty store entry, filled and committed, then a crt-list line */
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "new ssl cert %s", file);
+    char *reply = NULL;
+    int nrc = ingress_admin_cmd(ing, cmd, &reply, &rterr);
+    bool fresh = nrc == 0 && strstr(reply, "New empty certificate store");
+    core_free(reply);
+    if (nrc == 0 && (rc = runtime_cert_update(ing, file, pem, &rterr)) == 0 && fresh) {
+        struct core_buf line;
+        core_buf_init(&line, 64 * 1024);
+        rc = tls_line(&ing->tls[ing->ntls - 1], &line);
+        if (rc == 0)
+            rc = admin_payload(ing, "add ssl crt-list", ing->crt_list, line.data, "Success!",
+                               &rterr);
+        core_buf_release(&line);
+    }
+    if (nrc || rc || !fresh) {
+        if (!rterr.msg[0])
+            core_err_set(&rterr, CORE_E_CONFLICT, "certificate already known to haproxy");
+        rc = tls_reload(ing, "add", file, &rterr, err);
+        goto out;
+    }
+    log_info("ingress", "certificate added", LOG_STR("file", file),
+             LOG_INT("names", (int64_t)nsni));
+out:
+    tls_entry_release(&ne);
+    return rc;
+}
+
+int ingress_tls_cert_remove(struct ingress *ing, const char *file, struct core_err *err)
+{
+    int rc = 0;
+    struct tls_entry *e = ing->tls_port ? tls_find(ing, file) : NULL;
+    if (!e)
+        return core_err_set(err, CORE_E_NOTFOUND, "no certificate '%s' in the crt-list",
+                            file ? file : "");
+    size_t idx = (size_t)(e - ing->tls);
+    tls_entry_release(e);
+    memmove(&ing->tls[idx], &ing->tls[idx + 1], (ing->ntls - idx - 1) * sizeof(*ing->tls));
+    ing->ntls--;
+    if ((rc = crt_list_save(ing, err)))
+        return rc;
+    char cmd[2400];
+    struct core_err rterr = {0};
+    snprintf(cmd, sizeof(cmd), "del ssl crt-list %s %s", ing->crt_list, file);
+    rc = admin_word(ing, cmd, "deleted", &rterr);
+    if (rc == 0) {
+        snprintf(cmd, sizeof(cmd), "del ssl cert %s", file);
+        rc = admin_word(ing, cmd, "deleted", &rterr);
+    }
+    if (rc && (rc = tls_reload(ing, "remove", file, &rterr, err)))
+        return rc;
+    unlink(file);
+    log_info("ingress", "certificate removed", LOG_STR("file", file));
+    return 0;
+}
+
+int ingress_tls_default_set(struct ingress *ing, const char *pem, struct core_err *err)
+{
+    int rc = 0;
+    if (!ing->tls_port)
+        return core_err_set(err, CORE_E_UNSUPPORTED, "the load balancer has no TLS frontend");
+    if ((rc = check_pem(pem, err)))
+        return rc;
+    if ((rc = core_file_write_atomic(ing->tls_default, pem, strlen(pem), 0600, err)))
+        return rc;
+    struct core_err rterr = {0};
+    if (runtime_cert_update(ing, ing->tls_default, pem, &rterr))
+        return tls_reload(ing, "default", ing->tls_default, &rterr, err);
+    return 0;
 }

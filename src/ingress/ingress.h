@@ -42,6 +42,13 @@ struct ingress_config {
     bool detach;             /* haproxy survives the caller: setsid(), no PR_SET_PDEATHSIG */
     bool adopt;              /* re-adopt a live master from DATA/ingress/master.pid if it runs
                                 our haproxy.cfg and its master socket answers */
+    /* TLS termination: a frontend fe_https on tls_addr:tls_port routing like the HTTP one,
+     * with the certificates of DATA/ingress/crt-list (picked by SNI) and a default one. */
+    int tls_port;                /* 0: no TLS frontend */
+    const char *tls_addr;        /* NULL: listen_addr */
+    const char *tls_default_pem; /* cert + chain + key served when no SNI matches; written to
+                                    DATA/ingress/tls-default.pem. NULL: keep that file (an
+                                    earlier run's); required when there is none */
 };
 
 /* One service's routing, health check and internal address. All pointers borrowed. */
@@ -136,6 +143,32 @@ int ingress_admin_cmd(struct ingress *ing, const char *cmd, char **out, struct c
 
 /* Pid of haproxy's master process (stable across reloads). */
 pid_t ingress_master_pid(const struct ingress *ing);
+
+/* ---- TLS termination (docs/ingress.md "TLS") ----
+ *
+ * Certificates live in files named by the caller (absolute paths, e.g.
+ * DATA/deploy/certs/web-dev.pem, cert + chain + key, mode 0600) and in DATA/ingress/crt-list,
+ * one line per file with its SNI names. Changes go through the Runtime API without a reload:
+ * a renewal is `set ssl cert` + `commit ssl cert`, a new certificate `new ssl cert` + set +
+ * commit + `add ssl crt-list`, a removal `del ssl crt-list` + `del ssl cert`. Files are written
+ * first, so a reload or an adoption serves the same certificates; only when the Runtime API
+ * refuses (or the SNI names of a file change) does the ingress fall back to a hitless reload. */
+
+/* TLS port, 0 when there is no TLS frontend. */
+int ingress_tls_port(const struct ingress *ing);
+
+/* Writes pem (PEM blocks of the certificate, its chain and its private key; no empty line) to
+ * `file` (atomic, 0600) and serves it for the SNI names sni[0..nsni) (1 to 64 hosts, [a-z0-9.-]).
+ * All arguments borrowed. returns: 0, CORE_E_UNSUPPORTED (no TLS frontend), CORE_E_INVAL (bad
+ * file, PEM or name; nothing written), or the reload's error. */
+int ingress_tls_cert_set(struct ingress *ing, const char *file, const char *pem,
+                         const char *const *sni, size_t nsni, struct core_err *err);
+
+/* Stops serving `file` and deletes it. returns: 0, CORE_E_NOTFOUND (not in the crt-list). */
+int ingress_tls_cert_remove(struct ingress *ing, const char *file, struct core_err *err);
+
+/* Replaces the default certificate (DATA/ingress/tls-default.pem) without a reload. */
+int ingress_tls_default_set(struct ingress *ing, const char *pem, struct core_err *err);
 
 /* Path of the current haproxy.cfg. borrowed: lives as long as ing. */
 const char *ingress_config_path(const struct ingress *ing);

@@ -36,6 +36,11 @@ struct ingress_cfg_input {
     int max_servers;
     const struct ingress_service *services;
     size_t nservices;
+    /* TLS termination (fe_https); tls_port 0: none */
+    const char *tls_addr;
+    int tls_port;
+    const char *tls_default; /* default certificate file (cert+chain+key) */
+    const char *tls_crt_list; /* crt-list file: one certificate per line, with SNI filters */
 };
 
 /* Validators for anything that ends up in haproxy.cfg or on the Runtime API. */
@@ -44,6 +49,10 @@ int ingress_check_host(const char *s, struct core_err *err);
 int ingress_check_path(const char *s, struct core_err *err);
 /* Health check URI: starts with '/', [A-Za-z0-9] and -._~/?=&%+:@, only, max 256. */
 int ingress_check_health_path(const char *s, struct core_err *err);
+
+/* A certificate file named in a crt-list or on the Runtime API: absolute, at most 1024 bytes,
+ * no whitespace, control characters, quotes, '#', '\\' or '$'. */
+int ingress_check_file(const char *s, struct core_err *err);
 
 /* Renders haproxy.cfg into out, validating every input first (nothing hostile is written). */
 int ingress_cfg_render(const struct ingress_cfg_input *in, struct core_buf *out,

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "artifact/artifact.h"
@@ -32,6 +33,7 @@
 #include "catalog/catalog.h"
 #include "ci/ci.h"
 #include "deploy/deploy.h"
+#include "policy/policy.h"
 #include "store/store.h"
 #include "telemetry/telemetry.h"
 #include "template/template.h"
@@ -64,6 +66,7 @@ struct portal {
     struct registry *registry;      /* may be NULL: no image list on service pages */
     struct artifact_signer *signer; /* set together with registry */
     struct deploy_controller *deploy; /* may be NULL: deployments are not enabled */
+    struct policy_engine *policy;     /* may be NULL: policy is not enabled */
 };
 
 /* State of one request. */
@@ -81,7 +84,8 @@ struct page {
     struct auth_principal who;
     char csrf[65];
     char *form;              /* NUL-terminated copy of the request body, or NULL */
-    const char *nav;         /* current nav item: "catalog", "create", "teams", "audit" */
+    const char *nav;         /* current nav item: "catalog", "create", "teams", "compliance",
+                              * "audit" */
     int refresh;             /* > 0: the page reloads itself after this many seconds */
     const char *refresh_url; /* ... at this address (attribute-safe), NULL: the same one */
 };
@@ -209,6 +213,22 @@ static const char pave_css[] =
     ".form .hint{color:var(--muted);font-size:.85rem;margin:0}\n"
     ".form button{align-self:flex-start;margin-top:.8rem}\n"
     ".alert ul{margin:.3rem 0 0;padding-left:1.2rem}\n"
+    ".outcome{display:inline-block;padding:0 .55rem;border-radius:999px;font-size:.8rem;"
+    "font-weight:600;background:#eef1f5;color:var(--muted)}\n"
+    ".outcome-pass{background:#e3f4e8;color:#1b6b34}.outcome-fail{background:#fdecea;"
+    "color:#9c2118}.outcome-excepted{background:#fff3dc;color:#8a5a00}\n"
+    ".totals{display:flex;flex-wrap:wrap;gap:1rem;margin:1rem 0}\n"
+    ".totals .card{padding:.8rem 1.2rem;min-width:8rem}\n"
+    ".totals .big{font-size:1.6rem;font-weight:700;display:block}\n"
+    ".tabs{display:flex;gap:.25rem;margin:1rem 0 .5rem;border-bottom:1px solid var(--line)}\n"
+    ".tabs a{padding:.35rem .8rem;border-radius:6px 6px 0 0}\n"
+    ".tabs a[aria-current=page]{background:var(--card);border:1px solid var(--line);"
+    "border-bottom-color:var(--card);margin-bottom:-1px;color:var(--fg)}\n"
+    "svg.spark{background:var(--card);border:1px solid var(--line);border-radius:6px}\n"
+    "svg.spark polyline{fill:none;stroke:var(--accent);stroke-width:2}\n"
+    ".rule-card{margin:0 0 1rem}\n"
+    "textarea{font:inherit;padding:.45rem .6rem;border:1px solid #c3ccd7;border-radius:6px;"
+    "min-height:6rem}\n"
     "@media (max-width:700px){.facts{grid-template-columns:1fr}.top{flex-wrap:wrap}}\n";
 
 /* ---- writers with a sticky error ---------------------------------------------------------- */
@@ -374,6 +394,7 @@ static void page_begin(struct page *pg, int status, const char *title)
         nav_item(pg, "catalog", "/catalog", "Catalog");
         nav_item(pg, "create", "/create", "Create a service");
         nav_item(pg, "teams", "/teams", "Teams");
+        nav_item(pg, "compliance", "/compliance", "Compliance");
         nav_item(pg, "audit", "/audit", "Audit");
         out_s(pg, "</nav>\n<div class=\"user\"><span id=\"user\">");
         out_h(pg, pg->who.user);
@@ -3413,6 +3434,997 @@ static void service_metrics_section(struct page *pg, const char *name, const jso
     metrics_body(pg, name, status, m, n);
 }
 
+/* ---- guard rails: the compliance dashboard, gate decisions and exceptions ---------------------
+ *
+ * Everything here reads the policy engine (src/policy) through its public calls: policy_report()
+ * for the dashboard and the service page, policy_report_csv() for the CSV export,
+ * policy_decision_get() for the "why was this blocked" page and policy_exception_request() /
+ * policy_exception_list() for exceptions. Rule ids, descriptions, messages and remediation text
+ * come from policy authors and from the subjects checked (tag values people wrote), so every
+ * one of them is escaped like any other stored string. */
+
+#define TREND_TABLE_ROWS 10       /* scans listed under the sparkline */
+#define SPARK_W 240               /* sparkline size in CSS pixels */
+#define SPARK_H 48
+#define FAILURES_SHOWN 500        /* failing rows listed on the dashboard */
+#define SERVICE_DECISIONS 5       /* gate decisions listed on a service page */
+#define JUSTIFICATION_MAX 4000    /* as policy_exception_request() accepts */
+#define EXPIRES_DEFAULT "30d"
+#define CSV_TYPE "text/csv; charset=utf-8"
+#define JSON_TYPE "application/json"
+
+static int policy_off(struct page *pg)
+{
+    return error_page(pg, 503, "Policy is not enabled",
+                      "This server runs without the policy engine, so there is no compliance "
+                      "report and no gate decision to show.");
+}
+
+/* An outcome ("pass", "fail", "excepted") as a badge; unknown values get no colour. */
+static void outcome_badge(struct page *pg, const char *outcome)
+{
+    bool known = outcome && (strcmp(outcome, "pass") == 0 || strcmp(outcome, "fail") == 0 ||
+                             strcmp(outcome, "excepted") == 0);
+    out_s(pg, "<span class=\"outcome");
+    if (known) {
+        out_s(pg, " outcome-");
+        out_s(pg, outcome);
+    }
+    out_s(pg, "\">");
+    out_hd(pg, outcome);
+    out_s(pg, "</span>");
+}
+
+static void out_percent(struct page *pg, const json_t *v)
+{
+    if (json_is_number(v))
+        out_f(pg, "%.1f%%", json_number_value(v));
+    else
+        out_hd(pg, NULL);
+}
+
+static void out_count(struct page *pg, const json_t *obj, const char *key)
+{
+    int64_t n = 0;
+    jint(obj, key, &n);
+    out_f(pg, "%lld", (long long)n);
+}
+
+/* s as one shell word for a copyable command line: as is when it holds only characters no shell
+ * treats specially, else in single quotes ('\'' for a quote). HTML-escaped. */
+static void out_shell_word(struct page *pg, const char *s)
+{
+    bool plain = s && *s;
+    for (const char *c = s; plain && *c; c++)
+        plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                strchr("-_./:@%+=,", *c) != NULL;
+    if (plain) {
+        out_h(pg, s);
+        return;
+    }
+    out_s(pg, "'");
+    for (const char *c = s ? s : ""; *c && !pg->rc; c++) {
+        if (*c == '\'') {
+            out_s(pg, "'\\''");
+        } else {
+            char one[2] = {*c, 0};
+            out_h(pg, one);
+        }
+    }
+    out_s(pg, "'");
+}
+
+/* Every rule of the active set by id ({id: {id, policy, description, severity, mode, ...}}).
+ * returns: owned by the caller, or NULL with pg->err set. */
+static json_t *rule_index(struct page *pg)
+{
+    struct policy_engine *pe = pg->p->policy;
+    json_t *idx = json_object();
+    json_t *list = policy_list(pe, &pg->err);
+    size_t i, j;
+    json_t *item, *r;
+    if (!idx || !list)
+        goto fail;
+    json_array_foreach (json_object_get(list, "items"), i, item) {
+        const char *name = jstr(item, "name");
+        struct core_err e = {0};
+        json_t *show = name ? policy_show(pe, name, &e) : NULL;
+        if (!show) {
+            if (e.code == CORE_E_NOTFOUND || !name)
+                continue; /* deleted since the listing */
+            pg->err = e;
+            goto fail;
+        }
+        json_array_foreach (json_object_get(show, "rules"), j, r) {
+            const char *id = jstr(r, "id");
+            if (id && json_object_set(idx, id, r)) {
+                json_decref(show);
+                core_err_set(&pg->err, CORE_E_NOMEM, "out of memory");
+                goto fail;
+            }
+        }
+        json_decref(show);
+    }
+    json_decref(list);
+    return idx;
+fail:
+    if (!pg->err.code)
+        core_err_set(&pg->err, CORE_E_NOMEM, "out of memory");
+    json_decref(list);
+    json_decref(idx);
+    return NULL;
+}
+
+/* The code of a failed engine call, for route() to turn into the 500 page. */
+static int engine_rc(struct page *pg)
+{
+    return pg->err.code ? pg->err.code : CORE_E_NOMEM;
+}
+
+/* The dashboard's query: group (team, service or rule; default team), team and service. */
+struct compliance_query {
+    char group[16];
+    char team[PARAM_MAX];
+    char service[PARAM_MAX];
+};
+
+static int compliance_query_parse(struct page *pg, struct compliance_query *q)
+{
+    if (form_value(pg->req->query, "group", q->group, sizeof(q->group)) ||
+        form_value(pg->req->query, "team", q->team, sizeof(q->team)) ||
+        form_value(pg->req->query, "service", q->service, sizeof(q->service)))
+        return CORE_E_INVAL;
+    if (!q->group[0])
+        snprintf(q->group, sizeof(q->group), "team");
+    if (strcmp(q->group, "team") && strcmp(q->group, "service") && strcmp(q->group, "rule"))
+        return CORE_E_INVAL;
+    return 0;
+}
+
+/* "PATH?group=G&amp;team=T&amp;service=S", leaving out empty values (group NULL: none). */
+static void compliance_href(struct page *pg, const char *path, const char *group,
+                            const char *team, const char *service)
+{
+    const char *sep = "?";
+    out_s(pg, path);
+    if (group) {
+        out_s(pg, sep);
+        out_s(pg, "group=");
+        out_u(pg, group);
+        sep = "&amp;";
+    }
+    if (team && *team) {
+        out_s(pg, sep);
+        out_s(pg, "team=");
+        out_u(pg, team);
+        sep = "&amp;";
+    }
+    if (service && *service) {
+        out_s(pg, sep);
+        out_s(pg, "service=");
+        out_u(pg, service);
+    }
+}
+
+static void totals_cards(struct page *pg, const json_t *t)
+{
+    out_s(pg, "<div class=\"totals\" id=\"totals\">\n<div class=\"card\"><span class=\"big\" "
+              "id=\"total-pass\">");
+    out_count(pg, t, "pass");
+    out_s(pg, "</span>pass</div>\n<div class=\"card\"><span class=\"big bad\" id=\"total-fail\">");
+    out_count(pg, t, "fail");
+    out_s(pg, "</span>fail</div>\n<div class=\"card\"><span class=\"big\" id=\"total-excepted\">");
+    out_count(pg, t, "excepted");
+    out_s(pg, "</span>excepted</div>\n<div class=\"card\"><span class=\"big\" "
+              "id=\"total-compliance\">");
+    out_percent(pg, jget(t, "compliance"));
+    out_s(pg, "</span>compliant</div>\n</div>\n");
+}
+
+/* The trend (oldest first) as an inline SVG polyline of the compliance percentage and a table
+ * of the newest scans. No script: the SVG is plain markup, every number printed by us. */
+static void trend_section(struct page *pg, const json_t *trend)
+{
+    size_t n = json_array_size(trend), i;
+    json_t *s;
+    out_s(pg, "<section id=\"trend\">\n<h2>Trend</h2>\n");
+    if (n == 0) {
+        out_s(pg, "<p class=\"muted\">No scans yet.</p>\n</section>\n");
+        return;
+    }
+    if (n >= 2) {
+        out_f(pg, "<svg class=\"spark\" id=\"sparkline\" width=\"%d\" height=\"%d\" "
+                  "viewBox=\"0 0 %d %d\" role=\"img\" ",
+              SPARK_W, SPARK_H, SPARK_W, SPARK_H);
+        out_f(pg, "aria-label=\"Compliance over the last %zu scans\">", n);
+        out_f(pg, "<title>Compliance over the last %zu scans</title><polyline points=\"", n);
+        json_array_foreach ((json_t *)trend, i, s) {
+            double c = json_number_value(jget(s, "compliance"));
+            c = c < 0 ? 0 : c > 100 ? 100 : c;
+            double x = 4.0 + (double)i * (SPARK_W - 8) / (double)(n - 1);
+            double y = 4.0 + (100.0 - c) * (SPARK_H - 8) / 100.0;
+            out_f(pg, "%s%.1f,%.1f", i ? " " : "", x, y);
+        }
+        out_s(pg, "\"/></svg>\n");
+    }
+    out_s(pg, "<table id=\"trend-table\">\n<thead><tr><th>Scan</th><th>When</th>"
+              "<th class=\"num\">Pass</th><th class=\"num\">Fail</th>"
+              "<th class=\"num\">Excepted</th><th class=\"num\">Compliance</th></tr></thead>\n"
+              "<tbody>\n");
+    for (size_t k = 0; k < n && k < TREND_TABLE_ROWS; k++) {
+        s = json_array_get(trend, n - 1 - k); /* newest first */
+        int64_t id = 0;
+        jint(s, "scan", &id);
+        out_f(pg, "<tr class=\"trend-row\"><td>#%lld</td><td>", (long long)id);
+        out_time(pg, jstr(s, "ts"));
+        out_s(pg, "</td><td class=\"num\">");
+        out_count(pg, s, "pass");
+        out_s(pg, "</td><td class=\"num\">");
+        out_count(pg, s, "fail");
+        out_s(pg, "</td><td class=\"num\">");
+        out_count(pg, s, "excepted");
+        out_s(pg, "</td><td class=\"num\">");
+        out_percent(pg, jget(s, "compliance"));
+        out_s(pg, "</td></tr>\n");
+    }
+    out_s(pg, "</tbody>\n</table>\n</section>\n");
+}
+
+static void group_row(struct page *pg, const struct compliance_query *q, const json_t *g,
+                      const json_t *rules)
+{
+    const char *key = jstr(g, "key");
+    out_s(pg, "<tr class=\"group-row\"><td>");
+    if (strcmp(q->group, "team") == 0) {
+        out_s(pg, "<a href=\"");
+        compliance_href(pg, "/compliance", "service", key, q->service);
+        out_s(pg, "\">");
+        out_h(pg, key);
+        out_s(pg, "</a>");
+    } else if (strcmp(q->group, "service") == 0 && key && core_is_dns_label(key)) {
+        out_s(pg, "<a href=\"/services/");
+        out_u(pg, key);
+        out_s(pg, "#guard-rails\">");
+        out_h(pg, key);
+        out_s(pg, "</a>");
+    } else if (strcmp(q->group, "rule") == 0) {
+        const json_t *r = key ? json_object_get(rules, key) : NULL;
+        out_s(pg, "<code>");
+        out_h(pg, key);
+        out_s(pg, "</code></td><td class=\"rule-description\">");
+        out_hd(pg, jstr(r, "description"));
+        out_s(pg, "</td><td>");
+        out_hd(pg, jstr(r, "severity"));
+        out_s(pg, "</td><td>");
+        out_hd(pg, jstr(r, "mode"));
+    } else {
+        out_h(pg, key);
+    }
+    out_s(pg, "</td><td class=\"num\">");
+    out_count(pg, g, "pass");
+    out_s(pg, "</td><td class=\"num\">");
+    out_count(pg, g, "fail");
+    out_s(pg, "</td><td class=\"num\">");
+    out_count(pg, g, "excepted");
+    out_s(pg, "</td><td class=\"num\">");
+    out_percent(pg, jget(g, "compliance"));
+    out_s(pg, "</td></tr>\n");
+}
+
+/* The rows of the report that did not pass, across every group. */
+static void failures_table(struct page *pg, const json_t *groups)
+{
+    size_t i, j, shown = 0, more = 0;
+    json_t *g, *r;
+    out_s(pg, "<section id=\"failures\">\n<h2>Failing and excepted rules</h2>\n"
+              "<table id=\"failure-rows\">\n<thead><tr><th>Team</th><th>Service</th><th>Rule</th>"
+              "<th>Severity</th><th>Mode</th><th>Outcome</th><th>Message</th></tr></thead>\n"
+              "<tbody>\n");
+    json_array_foreach ((json_t *)groups, i, g) {
+        json_array_foreach (json_object_get(g, "rows"), j, r) {
+            const char *outcome = jstr(r, "outcome");
+            if (outcome && strcmp(outcome, "pass") == 0)
+                continue;
+            if (shown == FAILURES_SHOWN) {
+                more++;
+                continue;
+            }
+            shown++;
+            const char *svc = jstr(r, "service");
+            out_s(pg, "<tr class=\"failure-row\"><td>");
+            out_hd(pg, jstr(r, "team"));
+            out_s(pg, "</td><td>");
+            if (svc && core_is_dns_label(svc)) {
+                out_s(pg, "<a href=\"/services/");
+                out_u(pg, svc);
+                out_s(pg, "#guard-rails\">");
+                out_h(pg, svc);
+                out_s(pg, "</a>");
+            } else {
+                out_hd(pg, svc);
+            }
+            out_s(pg, "</td><td><code>");
+            out_h(pg, jstr(r, "rule"));
+            out_s(pg, "</code></td><td>");
+            out_hd(pg, jstr(r, "severity"));
+            out_s(pg, "</td><td>");
+            out_hd(pg, jstr(r, "mode"));
+            out_s(pg, "</td><td>");
+            outcome_badge(pg, outcome);
+            out_s(pg, "</td><td>");
+            out_hd(pg, jstr(r, "message"));
+            out_s(pg, "</td></tr>\n");
+        }
+    }
+    if (shown == 0)
+        out_s(pg, "<tr><td colspan=\"7\" class=\"empty\">Every rule passes.</td></tr>\n");
+    out_s(pg, "</tbody>\n</table>\n");
+    if (more)
+        out_f(pg, "<p class=\"more muted\">%zu more rows are in the CSV export.</p>\n", more);
+    out_s(pg, "</section>\n");
+}
+
+/* GET /compliance?group=team|service|rule&team=&service= */
+static int compliance_page(struct page *pg)
+{
+    struct compliance_query q;
+    json_t *rep = NULL, *rules = NULL;
+    int rc = 0;
+
+    if (compliance_query_parse(pg, &q)) {
+        rc = bad_request(pg, "The filters could not be read: group is team, service or rule.");
+        goto out;
+    }
+    if (!pg->p->policy) {
+        rc = policy_off(pg);
+        goto out;
+    }
+    if (!(rep = policy_report(pg->p->policy, q.group, q.team, q.service, &pg->err)) ||
+        !(rules = rule_index(pg))) {
+        rc = pg->err.code == CORE_E_INVAL ? bad_request(pg, pg->err.msg) : engine_rc(pg);
+        goto out;
+    }
+
+    const json_t *scan = jget(rep, "scan");
+    pg->nav = "compliance";
+    page_begin(pg, 200, "Compliance");
+    out_s(pg, "<h1>Compliance</h1>\n<p class=\"lead\" id=\"scan\">");
+    if (json_is_object(scan)) {
+        int64_t sid = 0;
+        jint(scan, "id", &sid);
+        out_f(pg, "The guard rails of every service, from scan #%lld at ", (long long)sid);
+        out_time(pg, jstr(scan, "ts"));
+        out_s(pg, ". An excepted rule counts as compliant: its risk was accepted.</p>\n");
+    } else {
+        out_s(pg, "No scan has run yet. The server scans every service at start and every 5 "
+                  "minutes; an administrator can run one now with <code>pave policy scan</code>."
+                  "</p>\n");
+    }
+
+    /* filters: the grouping stays, team and service narrow */
+    out_s(pg, "<form id=\"compliance-filters\" class=\"filters\" method=\"get\" "
+              "action=\"/compliance\">\n<input type=\"hidden\" name=\"group\" value=\"");
+    out_h(pg, q.group);
+    out_s(pg, "\">\n<label for=\"team\" class=\"visually-hidden\">Team</label>\n"
+              "<select id=\"team\" name=\"team\"><option value=\"\">All teams</option>");
+    struct team_opts opts = {pg, q.team};
+    if ((rc = catalog_team_list(pg->p->cat, team_option, &opts, &pg->err)))
+        goto out;
+    out_s(pg, "</select>\n<label for=\"service\" class=\"visually-hidden\">Service</label>\n"
+              "<input id=\"service\" name=\"service\" maxlength=\"200\" "
+              "placeholder=\"Service name\" value=\"");
+    out_h(pg, q.service);
+    out_s(pg, "\">\n<button type=\"submit\">Filter</button>\n");
+    if (q.team[0] || q.service[0]) {
+        out_s(pg, "<a class=\"clear\" id=\"clear\" href=\"");
+        compliance_href(pg, "/compliance", q.group, NULL, NULL);
+        out_s(pg, "\">Clear</a>\n");
+    }
+    out_s(pg, "</form>\n");
+
+    totals_cards(pg, jget(rep, "totals"));
+
+    out_s(pg, "<p id=\"exports\">Download: <a id=\"export-csv\" href=\"");
+    compliance_href(pg, "/compliance.csv", NULL, q.team, q.service);
+    out_s(pg, "\">CSV</a> &middot; <a id=\"export-json\" href=\"");
+    compliance_href(pg, "/compliance.json", q.group, q.team, q.service);
+    out_s(pg, "\">JSON</a> <span class=\"muted\">(also <code>pave policy report -o csv</code>)"
+              "</span></p>\n");
+
+    static const char *const groups[][2] = {
+        {"team", "By team"}, {"service", "By service"}, {"rule", "By rule"}};
+    out_s(pg, "<nav class=\"tabs\" id=\"groupings\" aria-label=\"Grouping\">");
+    for (size_t i = 0; i < 3; i++) {
+        out_s(pg, "<a href=\"");
+        compliance_href(pg, "/compliance", groups[i][0], q.team, q.service);
+        out_s(pg, "\"");
+        if (strcmp(q.group, groups[i][0]) == 0)
+            out_s(pg, " aria-current=\"page\"");
+        out_s(pg, ">");
+        out_s(pg, groups[i][1]);
+        out_s(pg, "</a>");
+    }
+    out_s(pg, "</nav>\n<section id=\"groups\">\n<table id=\"group-table\">\n<thead><tr><th>");
+    out_s(pg, strcmp(q.group, "team") == 0      ? "Team"
+              : strcmp(q.group, "service") == 0 ? "Service"
+                                                : "Rule</th><th>Description</th><th>Severity"
+                                                  "</th><th>Mode");
+    out_s(pg, "</th><th class=\"num\">Pass</th><th class=\"num\">Fail</th>"
+              "<th class=\"num\">Excepted</th><th class=\"num\">Compliance</th></tr></thead>\n"
+              "<tbody>\n");
+    const json_t *gs = jget(rep, "groups");
+    size_t i;
+    json_t *g;
+    json_array_foreach ((json_t *)gs, i, g)
+        group_row(pg, &q, g, rules);
+    if (json_array_size(gs) == 0)
+        out_f(pg, "<tr><td colspan=\"%d\" class=\"empty\">No results match.</td></tr>\n",
+              strcmp(q.group, "rule") == 0 ? 8 : 5);
+    out_s(pg, "</tbody>\n</table>\n</section>\n");
+
+    failures_table(pg, gs);
+    trend_section(pg, jget(rep, "trend"));
+    page_end(pg);
+    rc = pg->rc;
+out:
+    json_decref(rep);
+    json_decref(rules);
+    return rc;
+}
+
+/* GET /compliance.csv?team=&service=: the newest scan's rows (policy_report_csv). */
+static int compliance_csv(struct page *pg)
+{
+    struct compliance_query q;
+    if (compliance_query_parse(pg, &q))
+        return bad_request(pg, "The filters could not be read.");
+    if (!pg->p->policy)
+        return policy_off(pg);
+    int rc = policy_report_csv(pg->p->policy, q.team, q.service, pg->b, &pg->err);
+    if (rc)
+        return rc;
+    pg->resp->status = 200;
+    pg->resp->content_type = CSV_TYPE;
+    return 0;
+}
+
+/* GET /compliance.json?group=&team=&service=: policy_report() as the API answers it. */
+static int compliance_json(struct page *pg)
+{
+    struct compliance_query q;
+    if (compliance_query_parse(pg, &q))
+        return bad_request(pg, "The filters could not be read: group is team, service or rule.");
+    if (!pg->p->policy)
+        return policy_off(pg);
+    json_t *rep = policy_report(pg->p->policy, q.group, q.team, q.service, &pg->err);
+    if (!rep)
+        return pg->err.code == CORE_E_INVAL ? bad_request(pg, pg->err.msg) : engine_rc(pg);
+    char *text = json_dumps(rep, JSON_INDENT(2) | JSON_ESCAPE_SLASH);
+    json_decref(rep);
+    if (!text)
+        return CORE_E_NOMEM;
+    out_s(pg, text);
+    out_s(pg, "\n");
+    free(text);
+    pg->resp->status = 200;
+    pg->resp->content_type = JSON_TYPE;
+    return pg->rc;
+}
+
+/* ---- the "why was this blocked" page and exception requests --------------------------------- */
+
+/* The exception form's fields, as sent (re-rendered after a refusal). */
+struct exc_form {
+    char rule[PARAM_MAX];
+    char justification[JUSTIFICATION_MAX + 1];
+    char expires[64];
+};
+
+/* A free-text form value: valid UTF-8; line breaks and tabs become spaces (a justification is
+ * one line in the audit log), other control bytes are refused. Absent -> "". */
+static int form_text(const char *form, const char *key, char *out, size_t outsz)
+{
+    int rc = core_form_get(form, key, out, outsz);
+    if (rc == CORE_E_NOTFOUND) {
+        out[0] = 0;
+        return 0;
+    }
+    if (rc || !core_utf8_valid(out, strlen(out))) {
+        out[0] = 0;
+        return rc == CORE_E_TOO_BIG ? CORE_E_TOO_BIG : CORE_E_INVAL;
+    }
+    for (char *c = out; *c; c++) {
+        if (*c == '\r' || *c == '\n' || *c == '\t')
+            *c = ' ';
+        else if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return CORE_E_INVAL;
+    }
+    return 0;
+}
+
+/* "30d", "12h" (from now) or a date "2025-12-31" (its start, UTC) to wall-clock ms. */
+static int parse_expires(const char *s, int64_t now_ms, int64_t *out)
+{
+    int64_t ms = 0;
+    if (core_parse_duration_ms(s, &ms) == 0 && ms > 0) {
+        *out = now_ms + ms;
+        return 0;
+    }
+    struct tm tm = {0};
+    const char *rest = strptime(s, "%Y-%m-%d", &tm);
+    if (!rest || *rest)
+        return CORE_E_INVAL;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return CORE_E_INVAL;
+    *out = (int64_t)t * 1000;
+    return 0;
+}
+
+/* Whether rule is one of the decision's failing rules. */
+static bool decision_failed_rule(const json_t *d, const char *rule)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach (json_object_get(d, "failed"), i, f) {
+        const char *r = jstr(f, "rule");
+        if (r && strcmp(r, rule) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void out_exception_cli(struct page *pg, const char *subject, const char *rule,
+                              const char *justification, const char *expires)
+{
+    out_s(pg, "pave policy exceptions request ");
+    out_shell_word(pg, subject);
+    out_s(pg, " ");
+    out_shell_word(pg, rule);
+    out_s(pg, " --justification ");
+    out_shell_word(pg, justification);
+    out_s(pg, " --expires ");
+    out_shell_word(pg, expires);
+}
+
+static void exceptions_table(struct page *pg, const json_t *excs, const char *id)
+{
+    size_t i;
+    json_t *x;
+    const json_t *items = jget(excs, "items");
+    out_s(pg, "<table id=\"");
+    out_s(pg, id);
+    out_s(pg, "\">\n<thead><tr><th>#</th><th>Rule</th><th>State</th><th>Expires</th>"
+              "<th>Requested by</th><th>Decided by</th><th>Justification</th></tr></thead>\n"
+              "<tbody>\n");
+    json_array_foreach ((json_t *)items, i, x) {
+        int64_t xid = 0;
+        jint(x, "id", &xid);
+        out_f(pg, "<tr class=\"exception-row\" id=\"exception-%lld\"><td>%lld</td><td><code>",
+              (long long)xid, (long long)xid);
+        out_h(pg, jstr(x, "rule"));
+        out_s(pg, "</code></td><td><span class=\"state exc-state\">");
+        out_hd(pg, jstr(x, "state"));
+        out_s(pg, "</span>");
+        if (json_is_true(jget(x, "active")))
+            out_s(pg, " <span class=\"ok\">active</span>");
+        else if (json_is_true(jget(x, "expired")))
+            out_s(pg, " <span class=\"muted\">expired</span>");
+        out_s(pg, "</td><td>");
+        out_time(pg, jstr(x, "expires_at"));
+        out_s(pg, "</td><td>");
+        out_hd(pg, jstr(x, "requester"));
+        out_s(pg, "</td><td>");
+        out_hd(pg, jstr(x, "approver"));
+        out_s(pg, "</td><td>");
+        out_hd(pg, jstr(x, "justification"));
+        out_s(pg, "</td></tr>\n");
+    }
+    if (json_array_size(items) == 0)
+        out_s(pg, "<tr><td colspan=\"7\" class=\"empty\">No exceptions.</td></tr>\n");
+    out_s(pg, "</tbody>\n</table>\n");
+}
+
+/* The notice after a request: the stored exception, what happens next and the same request
+ * on the command line. */
+static void requested_notice(struct page *pg, const json_t *excs, int64_t requested,
+                             const char *subject)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach (json_object_get(excs, "items"), i, x) {
+        int64_t xid = 0;
+        if (!jint(x, "id", &xid) || xid != requested)
+            continue;
+        out_f(pg, "<div class=\"note\" id=\"requested\" role=\"status\"><p>Exception #%lld "
+                  "for <code>", (long long)xid);
+        out_h(pg, jstr(x, "rule"));
+        out_s(pg, "</code> is <strong id=\"requested-state\">");
+        out_h(pg, jstr(x, "state"));
+        out_s(pg, "</strong> until ");
+        out_time(pg, jstr(x, "expires_at"));
+        out_f(pg, ". An administrator who is not you approves it: <code>pave policy exceptions "
+                  "approve %lld</code>.</p>\n", (long long)xid);
+        out_s(pg, "<p>The same request from the command line:</p>\n"
+                  "<pre class=\"log\" id=\"requested-cli\">");
+        /* the stored expiry: the CLI accepts an RFC 3339 time as well as a duration */
+        out_exception_cli(pg, subject, jstr(x, "rule"), jstr(x, "justification"),
+                          jstr(x, "expires_at"));
+        out_s(pg, "</pre></div>\n");
+        return;
+    }
+}
+
+/* The decision page. status/alert: a refused request's answer (200/NULL otherwise); form: the
+ * values to show again (NULL: the defaults); requested: the exception just requested (0: none). */
+static int decision_render(struct page *pg, int64_t id, int status, const char *alert,
+                           const struct exc_form *form, int64_t requested)
+{
+    struct policy_engine *pe = pg->p->policy;
+    json_t *d = NULL, *rules = NULL, *excs = NULL;
+    int rc = 0;
+
+    if (!pe)
+        return policy_off(pg);
+    if (!(d = policy_decision_get(pe, id, &pg->err))) {
+        if (pg->err.code == CORE_E_NOTFOUND) {
+            core_err_clear(&pg->err);
+            return error_page(pg, 404, "Decision not found", "No gate decision has that number.");
+        }
+        return engine_rc(pg);
+    }
+    const char *subject = jstr(d, "subject");
+    const char *kind = jstr(d, "subject_kind");
+    const json_t *failed = jget(d, "failed");
+    bool blocked = json_is_true(jget(d, "blocked"));
+    if (!(rules = rule_index(pg)) ||
+        !(excs = policy_exception_list(pe, NULL, subject ? subject : "", &pg->err))) {
+        rc = engine_rc(pg);
+        goto out;
+    }
+
+    char title[64];
+    snprintf(title, sizeof(title), "Decision #%lld", (long long)id);
+    page_reset(pg);
+    pg->nav = "compliance";
+    page_begin(pg, status, title);
+    out_s(pg, "<p class=\"crumbs\"><a href=\"/compliance\">Compliance</a> / ");
+    out_h(pg, title);
+    out_s(pg, "</p>\n<h1>");
+    out_h(pg, title);
+    out_s(pg, blocked ? " <span class=\"outcome outcome-fail\" id=\"verdict\">blocked</span>"
+                      : " <span class=\"outcome outcome-pass\" id=\"verdict\">allowed</span>");
+    out_s(pg, "</h1>\n<p class=\"lead\">");
+    out_s(pg, blocked ? "Why the " : "What the ");
+    out_h(pg, jstr(d, "gate"));
+    out_s(pg, blocked ? " gate blocked " : " gate found for ");
+    out_h(pg, subject);
+    out_s(pg, blocked ? ": an enforced rule failed." : ".");
+    out_s(pg, "</p>\n");
+    if (requested)
+        requested_notice(pg, excs, requested, subject);
+    if (alert) {
+        out_s(pg, "<p class=\"alert\" id=\"request-error\" role=\"alert\">");
+        out_h(pg, alert);
+        out_s(pg, "</p>\n");
+    }
+
+    out_s(pg, "<section id=\"decision\" class=\"card\">\n<dl class=\"facts\">\n");
+    fact(pg, "gate", "Gate");
+    out_hd(pg, jstr(d, "gate"));
+    out_s(pg, "</dd>\n");
+    fact(pg, "subject", "Subject");
+    if (kind && strcmp(kind, "service") == 0 && subject && core_is_dns_label(subject))
+        out_link(pg, "/services/", subject);
+    else
+        out_hd(pg, subject);
+    out_s(pg, " <span class=\"muted\">");
+    out_h(pg, kind);
+    out_s(pg, "</span></dd>\n");
+    fact(pg, "team", "Team");
+    out_hd(pg, jstr(d, "team"));
+    out_s(pg, "</dd>\n");
+    fact(pg, "env", "Environment");
+    out_hd(pg, jstr(d, "env"));
+    out_s(pg, "</dd>\n");
+    fact(pg, "when", "When");
+    out_time(pg, jstr(d, "ts"));
+    out_s(pg, "</dd>\n");
+    fact(pg, "blocked", "Blocked");
+    out_s(pg, blocked ? "<span class=\"bad\">yes</span>" : "no");
+    out_s(pg, "</dd>\n</dl>\n</section>\n");
+
+    out_s(pg, "<section id=\"failed-rules\">\n<h2>Failing rules</h2>\n");
+    size_t i;
+    json_t *f;
+    json_array_foreach ((json_t *)failed, i, f) {
+        const char *rule = jstr(f, "rule");
+        const json_t *r = rule ? json_object_get(rules, rule) : NULL;
+        out_s(pg, "<article class=\"card rule-card failed-rule\">\n<h3><code>");
+        out_h(pg, rule);
+        out_s(pg, "</code></h3>\n<p class=\"rule-description\">");
+        out_hd(pg, jstr(r, "description"));
+        out_s(pg, "</p>\n<dl class=\"facts\">\n<dt>Severity</dt><dd>");
+        out_hd(pg, jstr(f, "severity"));
+        out_s(pg, "</dd>\n<dt>Mode</dt><dd>");
+        const char *mode = jstr(f, "mode");
+        out_hd(pg, mode);
+        if (mode && strcmp(mode, "enforce") == 0)
+            out_s(pg, " <span class=\"muted\">(blocks)</span>");
+        else if (mode)
+            out_s(pg, " <span class=\"muted\">(recorded, does not block)</span>");
+        out_s(pg, "</dd>\n<dt>Policy</dt><dd>");
+        out_hd(pg, jstr(f, "policy"));
+        out_s(pg, "</dd>\n<dt>What failed</dt><dd class=\"rule-message\">");
+        out_hd(pg, jstr(f, "message"));
+        out_s(pg, "</dd>\n<dt>How to fix it</dt><dd class=\"remediation\">");
+        out_hd(pg, jstr(f, "remediation"));
+        out_s(pg, "</dd>\n");
+        if (jstr(r, "rationale")) {
+            out_s(pg, "<dt>Why the rule exists</dt><dd>");
+            out_h(pg, jstr(r, "rationale"));
+            out_s(pg, "</dd>\n");
+        }
+        out_s(pg, "</dl>\n</article>\n");
+    }
+    if (json_array_size(failed) == 0)
+        out_s(pg, "<p class=\"muted\">No rule failed: the gate let it through.</p>\n");
+    out_s(pg, "</section>\n");
+
+    if (json_array_size(failed) > 0) {
+        const char *sel = form && form->rule[0] ? form->rule : jstr(json_array_get(failed, 0),
+                                                                   "rule");
+        const char *exp = form && form->expires[0] ? form->expires : EXPIRES_DEFAULT;
+        out_s(pg, "<section id=\"request\">\n<h2>Request an exception</h2>\n<p>An exception lets "
+                  "<strong>");
+        out_h(pg, subject);
+        out_s(pg, "</strong> fail one rule until it expires. Anyone in the team that owns it (or "
+                  "an administrator) may ask; an administrator who is not the requester approves "
+                  "it. Fixing the cause is better: the remediation above says how.</p>\n"
+                  "<form id=\"exception-form\" class=\"form card\" method=\"post\" "
+                  "action=\"/policy/decisions/");
+        out_f(pg, "%lld", (long long)id);
+        out_s(pg, "/exceptions\">\n<input type=\"hidden\" name=\"csrf\" value=\"");
+        out_h(pg, pg->csrf);
+        out_s(pg, "\">\n<label for=\"rule\">Rule</label>\n<select id=\"rule\" name=\"rule\">");
+        json_array_foreach ((json_t *)failed, i, f) {
+            const char *rule = jstr(f, "rule");
+            if (!rule)
+                continue;
+            out_s(pg, "<option value=\"");
+            out_h(pg, rule);
+            out_s(pg, "\"");
+            if (sel && strcmp(sel, rule) == 0)
+                out_s(pg, " selected");
+            out_s(pg, ">");
+            out_h(pg, rule);
+            out_s(pg, "</option>");
+        }
+        out_s(pg, "</select>\n<label for=\"justification\">Justification</label>\n"
+                  "<p class=\"hint\">Why the rule cannot be met now, and the plan to meet it."
+                  "</p>\n");
+        out_f(pg, "<textarea id=\"justification\" name=\"justification\" required "
+                  "maxlength=\"%d\">", JUSTIFICATION_MAX);
+        out_h(pg, form ? form->justification : NULL);
+        out_s(pg, "</textarea>\n<label for=\"expires\">Expires</label>\n<p class=\"hint\">A "
+                  "duration from now (<code>30d</code>, <code>12h</code>) or a date "
+                  "(<code>2025-12-31</code>); at most one year.</p>\n<input id=\"expires\" "
+                  "name=\"expires\" maxlength=\"40\" value=\"");
+        out_h(pg, exp);
+        out_s(pg, "\">\n<button type=\"submit\">Request exception</button>\n</form>\n"
+                  "<p>From the command line:</p>\n<pre class=\"log\" id=\"request-cli\">");
+        out_exception_cli(pg, subject, sel,
+                          form && form->justification[0] ? form->justification : "WHY", exp);
+        out_s(pg, "</pre>\n</section>\n");
+    }
+
+    out_s(pg, "<section id=\"exceptions\">\n<h2>Exceptions for ");
+    out_h(pg, subject);
+    out_s(pg, "</h2>\n");
+    exceptions_table(pg, excs, "subject-exceptions");
+    out_s(pg, "</section>\n");
+    page_end(pg);
+    rc = pg->rc;
+out:
+    json_decref(d);
+    json_decref(rules);
+    json_decref(excs);
+    return rc;
+}
+
+/* GET /policy/decisions/ID[?requested=EXCEPTION] */
+static int decision_page(struct page *pg, int64_t id)
+{
+    char req_s[32];
+    int64_t requested = 0;
+    if (form_value(pg->req->query, "requested", req_s, sizeof(req_s)) ||
+        (req_s[0] && !parse_id(req_s, strlen(req_s), &requested)))
+        return bad_request(pg, "'requested' must be an exception number.");
+    return decision_render(pg, id, 200, NULL, NULL, requested);
+}
+
+/* POST /policy/decisions/ID/exceptions: rule, justification, expires (default 30d). */
+static int exception_post(struct page *pg, int64_t id)
+{
+    struct policy_engine *pe = pg->p->policy;
+    struct exc_form *f = NULL;
+    struct core_err e = {0};
+    json_t *d = NULL;
+    int64_t exp = 0, xid = 0;
+    int rc = 0;
+
+    if (!pe)
+        return policy_off(pg);
+    if (!(f = core_calloc(1, sizeof(*f))))
+        return CORE_E_NOMEM;
+    if (form_value(pg->form, "rule", f->rule, sizeof(f->rule)) ||
+        form_text(pg->form, "justification", f->justification, sizeof(f->justification)) ||
+        form_value(pg->form, "expires", f->expires, sizeof(f->expires))) {
+        rc = decision_render(pg, id, 400, "The form could not be read (a justification may be "
+                                          "at most 4000 characters).",
+                             f, 0);
+        goto out;
+    }
+    if (!(d = policy_decision_get(pe, id, &pg->err))) {
+        if (pg->err.code == CORE_E_NOTFOUND) {
+            core_err_clear(&pg->err);
+            rc = error_page(pg, 404, "Decision not found", "No gate decision has that number.");
+        } else {
+            rc = engine_rc(pg);
+        }
+        goto out;
+    }
+    const char *subject = jstr(d, "subject");
+    if (!f->rule[0] || !decision_failed_rule(d, f->rule)) {
+        rc = decision_render(pg, id, 400, "Choose one of the rules that failed in this decision.",
+                             f, 0);
+        goto out;
+    }
+    if (!f->justification[0]) {
+        rc = decision_render(pg, id, 400, "A justification is required: why the rule cannot be "
+                                          "met, and the plan to meet it.",
+                             f, 0);
+        goto out;
+    }
+    if (!f->expires[0])
+        snprintf(f->expires, sizeof(f->expires), EXPIRES_DEFAULT);
+    if (parse_expires(f->expires, core_now_ms(), &exp)) {
+        rc = decision_render(pg, id, 400, "The expiry must be a duration from now (30d, 12h) or "
+                                          "a date (2025-12-31).",
+                             f, 0);
+        goto out;
+    }
+    rc = policy_exception_request(pe, &pg->who.actor, subject ? subject : "", f->rule,
+                                  f->justification, exp, &xid, &e);
+    switch (rc) {
+    case 0:
+        break;
+    case CORE_E_PERM:
+        log_warn("portal", "exception request refused", LOG_STR("subject", subject),
+                 LOG_STR("rule", f->rule), LOG_STR("user", pg->who.user),
+                 LOG_STR("error", e.msg));
+        rc = decision_render(pg, id, 403, e.msg, f, 0);
+        goto out;
+    case CORE_E_NOTFOUND:
+        rc = decision_render(pg, id, 404, e.msg, f, 0);
+        goto out;
+    case CORE_E_INVAL:
+        rc = decision_render(pg, id, 400, e.msg, f, 0);
+        goto out;
+    default:
+        pg->err = e;
+        goto out;
+    }
+    log_info("portal", "exception requested", LOG_STR("subject", subject),
+             LOG_STR("rule", f->rule), LOG_INT("exception", xid), LOG_STR("user", pg->who.user));
+    char to[96];
+    snprintf(to, sizeof(to), "/policy/decisions/%lld?requested=%lld#exceptions", (long long)id,
+             (long long)xid);
+    rc = redirect(pg, to); /* two numbers */
+out:
+    json_decref(d);
+    if (f)
+        explicit_bzero(f, sizeof(*f));
+    core_free(f);
+    return rc;
+}
+
+/* ---- the service page's "Guard rails" section ----------------------------------------------- */
+
+static void service_guard_section(struct page *pg, const char *name)
+{
+    struct policy_engine *pe = pg->p->policy;
+    struct core_err e = {0};
+    json_t *rep = NULL, *excs = NULL, *decs = NULL;
+    size_t i, j;
+    json_t *g, *r;
+
+    out_s(pg, "<section id=\"guard-rails\">\n<h2>Guard rails</h2>\n");
+    if (!pe) {
+        out_s(pg, "<p class=\"muted\" id=\"guard-rails-off\">Policy is not enabled on this "
+                  "server.</p>\n</section>\n");
+        return;
+    }
+    rep = policy_report(pe, "service", NULL, name, &e);
+    const json_t *scan = jget(rep, "scan");
+    if (!rep) {
+        log_warn("portal", "compliance report unreadable", LOG_STR("service", name),
+                 LOG_STR("error", e.msg));
+        out_s(pg, "<p class=\"note\">The compliance report could not be read.</p>\n");
+    } else if (!json_is_object(scan)) {
+        out_s(pg, "<p class=\"muted\">No policy scan has run yet.</p>\n");
+    } else {
+        const json_t *t = jget(rep, "totals");
+        int64_t sid = 0;
+        jint(scan, "id", &sid);
+        out_f(pg, "<p id=\"guard-summary\">Scan #%lld at ", (long long)sid);
+        out_time(pg, jstr(scan, "ts"));
+        out_s(pg, ": ");
+        out_count(pg, t, "pass");
+        out_s(pg, " pass, <span class=\"bad\">");
+        out_count(pg, t, "fail");
+        out_s(pg, " fail</span>, ");
+        out_count(pg, t, "excepted");
+        out_s(pg, " excepted (");
+        out_percent(pg, jget(t, "compliance"));
+        out_s(pg, " compliant).</p>\n<table id=\"guard-rows\">\n<thead><tr><th>Rule</th>"
+                  "<th>Outcome</th><th>Severity</th><th>Mode</th><th>Message</th></tr></thead>\n"
+                  "<tbody>\n");
+        size_t n = 0;
+        json_array_foreach (json_object_get(rep, "groups"), i, g) {
+            json_array_foreach (json_object_get(g, "rows"), j, r) {
+                n++;
+                out_s(pg, "<tr class=\"guard-row\"><td><code>");
+                out_h(pg, jstr(r, "rule"));
+                out_s(pg, "</code></td><td>");
+                outcome_badge(pg, jstr(r, "outcome"));
+                out_s(pg, "</td><td>");
+                out_hd(pg, jstr(r, "severity"));
+                out_s(pg, "</td><td>");
+                out_hd(pg, jstr(r, "mode"));
+                out_s(pg, "</td><td>");
+                out_hd(pg, jstr(r, "message"));
+                out_s(pg, "</td></tr>\n");
+            }
+        }
+        if (n == 0)
+            out_s(pg, "<tr><td colspan=\"5\" class=\"empty\">No rule applies to this service."
+                      "</td></tr>\n");
+        out_s(pg, "</tbody>\n</table>\n");
+    }
+
+    core_err_clear(&e);
+    if ((decs = policy_decision_list(pe, name, SERVICE_DECISIONS, 0, &e)) &&
+        json_array_size(json_object_get(decs, "items")) > 0) {
+        out_s(pg, "<h3 class=\"more\">Recent gate decisions</h3>\n<ul id=\"guard-decisions\">");
+        json_array_foreach (json_object_get(decs, "items"), i, r) {
+            int64_t did = 0;
+            jint(r, "id", &did);
+            out_f(pg, "<li><a href=\"/policy/decisions/%lld\">#%lld</a> ", (long long)did,
+                  (long long)did);
+            out_h(pg, jstr(r, "gate"));
+            out_s(pg, json_is_true(jget(r, "blocked")) ? " <span class=\"bad\">blocked</span> "
+                                                       : " allowed ");
+            out_time(pg, jstr(r, "ts"));
+            out_s(pg, "</li>");
+        }
+        out_s(pg, "</ul>\n");
+    }
+
+    core_err_clear(&e);
+    out_s(pg, "<h3 class=\"more\">Exceptions</h3>\n");
+    if ((excs = policy_exception_list(pe, NULL, name, &e)))
+        exceptions_table(pg, excs, "guard-exceptions");
+    else
+        out_s(pg, "<p class=\"note\">The exceptions could not be read.</p>\n");
+    out_s(pg, "<p class=\"more\"><a id=\"guard-dashboard\" href=\"");
+    compliance_href(pg, "/compliance", "service", NULL, name);
+    out_s(pg, "\">Compliance dashboard</a></p>\n</section>\n");
+    json_decref(rep);
+    json_decref(excs);
+    json_decref(decs);
+}
+
 /* ---- service page ---------------------------------------------------------------------------- */
 
 static int service_page(struct page *pg, const char *name)
@@ -3451,7 +4463,8 @@ static int service_page(struct page *pg, const char *name)
     out_s(pg, "</p>\n<p class=\"service-nav\" id=\"service-nav\">");
     logs_link(pg, s.name, NULL, "service-logs");
     out_s(pg, " &middot; <a href=\"#metrics\">Metrics</a> &middot; <a href=\"#runs\">Runs</a> "
-              "&middot; <a href=\"#deployments\">Deployments</a></p>\n"
+              "&middot; <a href=\"#deployments\">Deployments</a> &middot; "
+              "<a href=\"#guard-rails\">Guard rails</a></p>\n"
               "<section id=\"overview\" class=\"card\">\n");
     service_facts(pg, &s, m);
     out_s(pg, "</section>\n");
@@ -3468,6 +4481,7 @@ static int service_page(struct page *pg, const char *name)
         goto out;
     service_artifacts_section(pg, s.name);
     service_deployments_section(pg, s.name, status, problem);
+    service_guard_section(pg, s.name);
     out_s(pg, "<section id=\"audit\">\n<h2>History</h2>\n");
     rc = audit_table(pg, "service", s.name, "service-audit");
     if (rc)
@@ -4104,7 +5118,9 @@ static int route(struct page *pg)
     bool known = strcmp(path, "/catalog") == 0 || strcmp(path, "/teams") == 0 ||
                  strcmp(path, "/audit") == 0 || strcmp(path, "/logout") == 0 ||
                  strcmp(path, "/create") == 0 || strncmp(path, "/services/", 10) == 0 ||
-                 strncmp(path, "/runs/", 6) == 0;
+                 strncmp(path, "/runs/", 6) == 0 || strcmp(path, "/compliance") == 0 ||
+                 strcmp(path, "/compliance.csv") == 0 || strcmp(path, "/compliance.json") == 0 ||
+                 strncmp(path, "/policy/decisions/", 18) == 0;
     if (!known)
         return not_found(pg);
 
@@ -4142,8 +5158,27 @@ static int route(struct page *pg)
                                 : method_not_allowed(pg);
         }
     }
+    if (strncmp(path, "/policy/decisions/", 18) == 0) {
+        const char *id_s = path + 18;
+        const char *slash = strchr(id_s, '/');
+        size_t id_len = slash ? (size_t)(slash - id_s) : strlen(id_s);
+        int64_t id;
+        if (!parse_id(id_s, id_len, &id))
+            return not_found(pg);
+        if (!slash)
+            return pg->is_get ? decision_page(pg, id) : method_not_allowed(pg);
+        if (strcmp(slash, "/exceptions") == 0)
+            return pg->is_post ? exception_post(pg, id) : method_not_allowed(pg);
+        return not_found(pg);
+    }
     if (!pg->is_get)
         return method_not_allowed(pg);
+    if (strcmp(path, "/compliance") == 0)
+        return compliance_page(pg);
+    if (strcmp(path, "/compliance.csv") == 0)
+        return compliance_csv(pg);
+    if (strcmp(path, "/compliance.json") == 0)
+        return compliance_json(pg);
     if (strcmp(path, "/catalog") == 0)
         return catalog_page(pg);
     if (strcmp(path, "/teams") == 0)
@@ -4196,6 +5231,7 @@ struct portal *portal_new(const struct portal_deps *deps, struct core_err *err)
     p->registry = deps->registry;
     p->signer = deps->signer;
     p->deploy = deps->deploy;
+    p->policy = deps->policy;
     return p;
 }
 

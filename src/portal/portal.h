@@ -16,6 +16,12 @@
  * metrics summary on its page (per environment: replicas, restarts, requests and 5xx summed
  * from the ready replicas' own /metrics, log volume of the last hour by severity).
  *
+ * Guard rails (src/policy): /compliance is the compliance dashboard over the newest policy scan
+ * (totals, grouped by team, service or rule, the trend over the last scans, CSV and JSON exports at
+ * /compliance.csv and /compliance.json); /policy/decisions/ID explains one gate decision ("why was
+ * this blocked": every failing rule with its remediation) and requests an exception for it; the
+ * service page has a "Guard rails" section with the service's rows of the newest scan.
+ *
  * Besides the catalog it shows pipeline runs (a service's runs, one run with its steps and log,
  * its artifact for download) and creates services from golden-path templates (src/template):
  * render, apply the manifest as the signed-in user, import the tree as the first commit of the
@@ -40,6 +46,7 @@ struct ci_runner;
 struct registry;
 struct artifact_signer;
 struct deploy_controller;
+struct policy_engine;
 struct portal;
 struct json_t; /* jansson's json_t */
 
@@ -54,6 +61,8 @@ struct portal_deps {
     struct artifact_signer *signer; /* checks image signatures; NULL like registry */
     struct deploy_controller *deploy; /* may be NULL: the service page says deployments are
                                        * not enabled and offers no rollback */
+    struct policy_engine *policy;     /* may be NULL: the compliance pages say policy is not
+                                       * enabled and the service page has no guard rails */
 };
 
 struct portal_request {

@@ -16,6 +16,10 @@
 #include "telemetry/telemetry.h"
 #include "telemetry/telemetry_int.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define INPUT_MAX_BYTES (8u << 20)  /* pushed chunks waiting for a worker */
 #define SINK_MAX_BYTES (16u << 20)  /* encoded batches waiting for one memory sink */
 #define CHUNK_MAX (4u << 20)        /* a push is split into chunks of at most this */
@@ -296,15 +300,53 @@ static const char *arena_str(struct core_arena *a, const char *s)
     return c ? c : "";
 }
 
+/* arena_str, reusing the previous record's copy when the text is the same (records of a chunk
+ * mostly share their service, env, team and instance, often the very same origin string).
+ * last[0]: the previous record's string, last[1]: its copy; both "" at first. */
+static const char *arena_str_same(struct core_arena *a, const char *s, const char *last[2])
+{
+    if (!s || !*s)
+        return "";
+    if (*last[1] && (s == last[0] || strcmp(s, last[1]) == 0)) {
+        last[0] = s;
+        return last[1];
+    }
+    last[0] = s;
+    last[1] = arena_str(a, s);
+    return last[1];
+}
+
+/* Number of '\n' in s[0..n). */
+static size_t count_nl(const char *s, size_t n)
+{
+    size_t count = 0, i = 0;
+#ifdef __SSE2__
+    const __m128i nl = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
+    while (n - i >= 16) {
+        /* per-byte counters (0 - matches) for at most 255 blocks, then summed by psadbw */
+        __m128i acc = _mm_setzero_si128();
+        size_t blocks = (n - i) / 16;
+        if (blocks > 255)
+            blocks = 255;
+        for (size_t b = 0; b < blocks; b++, i += 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(x, nl));
+        }
+        __m128i sum = _mm_sad_epu8(acc, zero);
+        count += (size_t)_mm_cvtsi128_si32(sum) + (size_t)_mm_extract_epi16(sum, 4);
+    }
+#endif
+    for (; i < n; i++)
+        count += s[i] == '\n';
+    return count;
+}
+
 /* Splits the chunk into lines, parses, transforms and encodes them. */
 static struct ebatch *process(struct tel_engine *e, struct chunk *c)
 {
     struct tel_batch b = {.seq = c->seq};
     core_arena_init(&b.arena, BATCH_ARENA);
-    size_t cap = 0;
-    for (size_t i = 0; i < c->len; i++)
-        cap += c->data[i] == '\n';
-    cap += 1;
+    size_t cap = count_nl(c->data, c->len) + 1;
     b.recs = core_calloc(cap, sizeof(*b.recs));
     struct ebatch *eb = core_calloc(1, sizeof(*eb));
     if (!b.recs || !eb) {
@@ -348,6 +390,9 @@ static struct ebatch *process(struct tel_engine *e, struct chunk *c)
     eb->seq = c->seq;
     atomic_init(&eb->refs, 1);
     core_buf_init(&eb->lines, 0);
+    /* The standard JSON is about twice the size of typical input lines: reserve that once
+     * rather than doubling (and copying) the buffer several times per batch. */
+    (void)core_buf_reserve(&eb->lines, c->len + c->len / 4 * 5 + 4096); /* else: grow below */
     core_arena_init(&eb->arena, BATCH_ARENA);
     eb->ev = core_calloc(b.n + 1, sizeof(*eb->ev));
     size_t *offs = core_calloc(b.n + 1, sizeof(size_t));
@@ -356,27 +401,36 @@ static struct ebatch *process(struct tel_engine *e, struct chunk *c)
         atomic_fetch_add(&e->dropped, (long long)b.n);
         b.n = 0;
     }
+    const char *l_service[2] = {"", ""}, *l_env[2] = {"", ""}, *l_team[2] = {"", ""},
+               *l_instance[2] = {"", ""};
+    long long by_sev[7] = {0};
     for (size_t i = 0; i < b.n; i++) {
         const struct tel_record *r = &b.recs[i];
         size_t at = eb->lines.len;
-        if (tel_record_write_json(r, &eb->lines)) {
+        /* Each line is followed by '\n' in the buffer (not part of the event's len), so a sink
+         * writing lines can hand a run of them to the kernel as one piece. */
+        if (tel_record_write_json(r, &eb->lines) || core_buf_addc(&eb->lines, '\n')) {
             eb->lines.len = at;
+            if (eb->lines.cap)
+                eb->lines.data[at] = 0;
             atomic_fetch_add(&e->dropped, 1);
             continue;
         }
         struct tel_event *ev = &eb->ev[eb->n];
         offs[eb->n] = at;
-        ev->len = (uint32_t)(eb->lines.len - at);
+        ev->len = (uint32_t)(eb->lines.len - at - 1);
         ev->time_ns = r->time_ns ? r->time_ns : r->observed_ns;
         ev->severity = r->severity;
-        ev->service = arena_str(&eb->arena, r->res.service);
-        ev->env = arena_str(&eb->arena, r->res.env);
-        ev->team = arena_str(&eb->arena, r->res.team);
-        ev->instance = arena_str(&eb->arena, r->res.instance);
-        int bucket = r->severity <= 0 || r->severity > 24 ? 0 : 1 + (r->severity - 1) / 4;
-        atomic_fetch_add(&e->by_sev[bucket], 1);
+        ev->service = arena_str_same(&eb->arena, r->res.service, l_service);
+        ev->env = arena_str_same(&eb->arena, r->res.env, l_env);
+        ev->team = arena_str_same(&eb->arena, r->res.team, l_team);
+        ev->instance = arena_str_same(&eb->arena, r->res.instance, l_instance);
+        by_sev[r->severity <= 0 || r->severity > 24 ? 0 : 1 + (r->severity - 1) / 4]++;
         eb->n++;
     }
+    for (int i = 0; i < 7; i++)
+        if (by_sev[i])
+            atomic_fetch_add(&e->by_sev[i], by_sev[i]);
     for (size_t i = 0; i < eb->n; i++)
         eb->ev[i].line = eb->lines.data + offs[i];
     eb->bytes = eb->lines.len + sizeof(*eb);
@@ -613,6 +667,14 @@ static void dispatch_one(struct tel_engine *e, struct ebatch *b)
     pthread_cond_broadcast(&e->cv_done);
 }
 
+/* Batches finished ahead of the one being dispatched that may wait in e->pending. Without a
+ * cap, workers kept taking chunks while a slow sink held the dispatch, and the pending list
+ * (encoded output) grew without bound: hundreds of MiB behind a sink slower than the workers. */
+static size_t pending_max(const struct tel_engine *e)
+{
+    return 2 * (size_t)(e->nworkers > 1 ? e->nworkers : 1);
+}
+
 static void finish(struct tel_engine *e, struct ebatch *b, uint64_t seq)
 {
     pthread_mutex_lock(&e->mu);
@@ -637,6 +699,7 @@ static void finish(struct tel_engine *e, struct ebatch *b, uint64_t seq)
         if (e->npending < e->cappending)
             e->pending[e->npending++] = b;
     }
+    bool was_full = e->npending >= pending_max(e);
     for (bool progress = true; progress;) {
         progress = false;
         for (size_t i = 0; i < e->npending; i++) {
@@ -651,6 +714,8 @@ static void finish(struct tel_engine *e, struct ebatch *b, uint64_t seq)
             break;
         }
     }
+    if (was_full && e->npending < pending_max(e))
+        pthread_cond_broadcast(&e->cv_in); /* workers waiting for room in pending */
     pthread_mutex_unlock(&e->mu);
 }
 
@@ -659,7 +724,9 @@ static void *worker_main(void *arg)
     struct tel_engine *e = arg;
     for (;;) {
         pthread_mutex_lock(&e->mu);
-        while (!e->in_head && !e->stopping_workers)
+        /* Wait for a chunk, and for room in pending. The batch due next is always with a
+         * worker already (chunks are taken in seq order), so waiting here cannot stall it. */
+        while (e->in_head ? e->npending >= pending_max(e) : !e->stopping_workers)
             pthread_cond_wait(&e->cv_in, &e->mu);
         struct chunk *c = e->in_head;
         if (!c) {

@@ -323,7 +323,7 @@ void tel_pctx_add(struct tel_pctx *c, const char *k, uint32_t kl, const char *v,
                   enum tel_vtype t)
 {
     struct tel_kv *kv;
-    if (__builtin_expect(memchr(k, 0, kl) != NULL, 0)) {
+    if (__builtin_expect(tel_has_nul(k, kl), 0)) {
         /* NUL is legal JSON but refused in keys by many decoders: U+FFFD instead */
         size_t nul = 0;
         for (uint32_t i = 0; i < kl; i++)
@@ -481,35 +481,41 @@ static enum fkey classify(const char *k, size_t n)
     return K_NONE;
 }
 
-static int hexval(char ch)
+/* Hex digit values, -1 for anything else; and the lowercase digit of each value. Tables
+ * rather than range tests: trace ids are random hex, so branches on the digit class miss. */
+/* Hex digit values plus one (0: not hex). A table rather than range tests: trace ids are
+ * random hex, so branches on the digit class mispredict. */
+static const uint8_t hexv1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,
+    ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
+    ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15,
+    ['F'] = 16,
+};
+
+static inline int hexval(char ch)
 {
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
+    return (int)hexv1[(uint8_t)ch] - 1;
 }
 
 /* Copies want hex digits, lowercased, left-padded with zeros from n (n <= want). */
 static bool hex_id(const char *s, size_t n, char *out, size_t want)
 {
+    static const char digit[16] = "0123456789abcdef";
     if (n != want && !(want == 32 && n == 16))
         return false;
-    bool nonzero = false;
+    int bad = 0, any = 0;
+    char tmp[32];
     for (size_t i = 0; i < n; i++) {
         int v = hexval(s[i]);
-        if (v < 0)
-            return false;
-        nonzero |= v != 0;
+        bad |= v; /* negative when any digit is not hex */
+        any |= v;
+        tmp[i] = digit[v & 15];
     }
-    if (!nonzero)
+    if (bad < 0 || any == 0)
         return false;
     size_t pad = want - n;
     memset(out, '0', pad);
-    for (size_t i = 0; i < n; i++)
-        out[pad + i] = "0123456789abcdef"[hexval(s[i])];
+    memcpy(out + pad, tmp, n);
     out[want] = 0;
     return true;
 }
@@ -715,8 +721,7 @@ static bool scan_str(const char **pp, const char *end, struct sinfo *si)
     int64_t delta = 0;
     bool plain = true, bad = false;
     for (;;) {
-        while (p < end && sclass[(uint8_t)*p] == 0)
-            p++;
+        p = tel_json_plain_run(p, end);
         if (p >= end)
             return false;
         switch (sclass[(uint8_t)*p]) {

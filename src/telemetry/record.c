@@ -24,8 +24,7 @@ char *tel_json_esc(char *d, const char *s, size_t n)
     const char *p = s, *end = s + n;
     while (p < end) {
         const char *run = p;
-        while (p < end && eclass[(uint8_t)*p] == 0)
-            p++;
+        p = tel_json_plain_run(p, end);
         memcpy(d, run, (size_t)(p - run));
         d += p - run;
         if (p >= end)
@@ -86,30 +85,11 @@ size_t tel_json_esc_len(const char *s, size_t n)
     return o;
 }
 
-/* Grows out so that n more bytes fit, using only the public buffer API (appending zeros, then
- * taking them back). TODO(#telemetry): a core_buf_reserve() would make this one call. */
-static int buf_reserve(struct core_buf *b, size_t n)
+/* "YYYY-MM-DDTHH:MM:SS" of a second since the epoch (years clamped to 0000-9999). */
+static void civil_text(char out[19], int64_t secs)
 {
-    if (b->cap && b->cap - b->len > n)
-        return 0;
-    static const char zeros[4096];
-    size_t len = b->len;
-    int rc = 0;
-    for (size_t left = n; left && !rc;) {
-        size_t k = left < sizeof(zeros) ? left : sizeof(zeros);
-        rc = core_buf_add(b, zeros, k);
-        left -= k;
-    }
-    b->len = len;
-    b->data[len] = 0;
-    return rc;
-}
-
-static char *put_time(char *p, int64_t ns)
-{
-    int64_t ms = ns >= 0 ? ns / 1000000 : -((-ns + 999999) / 1000000);
-    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
-    int64_t rem = ms - days * 86400000; /* 0 .. 86399999 */
+    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    int64_t rem = secs - days * 86400; /* 0 .. 86399 */
     /* H. Hinnant's civil_from_days */
     int64_t z = days + 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -125,10 +105,8 @@ static char *put_time(char *p, int64_t ns)
         y = 0;
     if (y > 9999)
         y = 9999;
-    unsigned hh = (unsigned)(rem / 3600000), mi = (unsigned)(rem / 60000 % 60),
-             ss = (unsigned)(rem / 1000 % 60), mss = (unsigned)(rem % 1000);
-    char *o = p;
-    *o++ = '"';
+    unsigned hh = (unsigned)(rem / 3600), mi = (unsigned)(rem / 60 % 60), ss = (unsigned)(rem % 60);
+    char *o = out;
     *o++ = (char)('0' + y / 1000);
     *o++ = (char)('0' + y / 100 % 10);
     *o++ = (char)('0' + y / 10 % 10);
@@ -148,6 +126,34 @@ static char *put_time(char *p, int64_t ns)
     *o++ = ':';
     *o++ = (char)('0' + ss / 10);
     *o++ = (char)('0' + ss % 10);
+}
+
+/* The text of the last second formatted, per thread and per timestamp kind (event time,
+ * observed time): records come in time order, so the calendar arithmetic runs about once a
+ * second of log time instead of twice a record. A memo of a pure function, not state. */
+struct time_memo {
+    int64_t secs;
+    bool valid;
+    char text[19];
+};
+static _Thread_local struct time_memo time_memo[2];
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" with quotes, milliseconds truncated toward -infinity. */
+static char *put_time(char *p, int64_t ns, int kind)
+{
+    int64_t ms = ns >= 0 ? ns / 1000000 : -((-ns + 999999) / 1000000);
+    int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+    unsigned mss = (unsigned)(ms - secs * 1000);
+    struct time_memo *tm = &time_memo[kind];
+    if (!tm->valid || tm->secs != secs) {
+        civil_text(tm->text, secs);
+        tm->secs = secs;
+        tm->valid = true;
+    }
+    char *o = p;
+    *o++ = '"';
+    memcpy(o, tm->text, 19);
+    o += 19;
     *o++ = '.';
     *o++ = (char)('0' + mss / 100);
     *o++ = (char)('0' + mss / 10 % 10);
@@ -171,7 +177,7 @@ static char *put_str(char *p, const char *s, size_t n)
  * among them) becomes \ufffd. */
 static char *put_key(char *p, const char *s, size_t n)
 {
-    if (!memchr(s, 0, n))
+    if (!tel_has_nul(s, n))
         return put_str(p, s, n);
     *p++ = '"';
     for (const char *z; n && (z = memchr(s, 0, n));) {
@@ -191,11 +197,12 @@ struct res_field {
     const char *key; /* with quotes and colon */
     size_t klen;
     const char *val;
+    size_t vlen;
 };
 
 static size_t res_fields(const struct tel_record *rec, struct res_field f[7])
 {
-#define RF(k, v) {"\"" k "\":", sizeof(k) + 2, (v)}
+#define RF(k, v) {"\"" k "\":", sizeof(k) + 2, (v), 0}
     const struct res_field all[7] = {
         RF("service.name", rec->res.service),   RF("team", rec->res.team),
         RF("deployment.environment", rec->res.env), RF("service.version", rec->res.version),
@@ -205,8 +212,10 @@ static size_t res_fields(const struct tel_record *rec, struct res_field f[7])
 #undef RF
     size_t n = 0;
     for (size_t i = 0; i < 7; i++)
-        if (all[i].val && all[i].val[0])
-            f[n++] = all[i];
+        if (all[i].val && all[i].val[0]) {
+            f[n] = all[i];
+            f[n++].vlen = strlen(all[i].val);
+        }
     return n;
 }
 
@@ -215,9 +224,9 @@ static char *write_rec(const struct tel_record *rec, char *p, const struct res_f
 {
     int64_t ts = rec->time_ns ? rec->time_ns : rec->observed_ns;
     p = LIT(p, "{\"ts\":");
-    p = put_time(p, ts);
+    p = put_time(p, ts, 0);
     p = LIT(p, ",\"observed_ts\":");
-    p = put_time(p, rec->observed_ns);
+    p = put_time(p, rec->observed_ns, 1);
     if (rec->severity >= 1 && rec->severity <= 24) {
         const char *name = sev_names[(rec->severity - 1) / 4];
         p = LIT(p, ",\"severity\":\"");
@@ -264,7 +273,7 @@ static char *write_rec(const struct tel_record *rec, char *p, const struct res_f
             *p++ = ',';
         memcpy(p, rf[i].key, rf[i].klen);
         p += rf[i].klen;
-        p = put_str(p, rf[i].val, strlen(rf[i].val));
+        p = put_str(p, rf[i].val, rf[i].vlen);
     }
     *p++ = '}';
     if (rec->trace_id[0]) {
@@ -288,8 +297,8 @@ int tel_record_write_json(const struct tel_record *rec, struct core_buf *out)
     for (uint32_t i = 0; i < rec->nattrs; i++)
         need += 16 + 6 * (size_t)rec->attrs[i].klen + 6 * (size_t)rec->attrs[i].vlen;
     for (size_t i = 0; i < nrf; i++)
-        need += 8 + rf[i].klen + 6 * strlen(rf[i].val);
-    int rc = buf_reserve(out, need);
+        need += 8 + rf[i].klen + 6 * rf[i].vlen;
+    int rc = core_buf_reserve(out, need);
     if (rc == 0) {
         char *end = write_rec(rec, out->data + out->len, rf, nrf);
         out->len = (size_t)(end - out->data);
@@ -301,7 +310,7 @@ int tel_record_write_json(const struct tel_record *rec, struct core_buf *out)
     /* The worst case does not fit under out->max but the real line may: encode aside. */
     struct core_buf tmp;
     core_buf_init(&tmp, 0);
-    rc = buf_reserve(&tmp, need);
+    rc = core_buf_reserve(&tmp, need);
     if (rc == 0) {
         char *end = write_rec(rec, tmp.data, rf, nrf);
         rc = core_buf_add(out, tmp.data, (size_t)(end - tmp.data));

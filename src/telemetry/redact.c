@@ -15,7 +15,6 @@
 #include <pcre2.h>
 #include <pthread.h>
 #include <string.h>
-#include <strings.h>
 
 #include "telemetry/telemetry_parse.h"
 
@@ -328,9 +327,19 @@ static size_t card_at(const char *t, size_t n, size_t i, size_t *run_end)
     return tel_luhn_ok(t + i, j - i) ? j : 0;
 }
 
-static bool ieq(const char *a, const char *lit, size_t n)
+static inline char lower(char c)
 {
-    return strncasecmp(a, lit, n) == 0;
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+/* ASCII case-insensitive match of a[0..n) against lit (lowercase, no NUL): what strncasecmp
+ * does in the C locale, without a call per attempt. */
+static inline bool ieq(const char *a, const char *lit, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lower(a[i]) != lit[i])
+            return false;
+    return true;
 }
 
 static bool token_char(char c)
@@ -342,7 +351,7 @@ static bool token_char(char c)
 /* "Bearer <token>" at t[i] (case-insensitive, word start). returns the token end, 0 if none. */
 static size_t bearer_at(const char *t, size_t n, size_t i, size_t *ts)
 {
-    if (n - i < 7 || !ieq(t + i, "bearer", 6) || (i && is_alnum(t[i - 1])))
+    if (n - i < 7 || lower(t[i]) != 'b' || !ieq(t + i, "bearer", 6) || (i && is_alnum(t[i - 1])))
         return 0;
     size_t j = i + 6;
     if (t[j] != ' ' && t[j] != '\t')
@@ -454,7 +463,7 @@ static void builtins(const struct tel_redactor *r, const char *t, size_t n, stru
             }
             for (size_t k = 0; k < sizeof(secret_words) / sizeof(secret_words[0]); k++) {
                 const struct keyword *kw = &secret_words[k];
-                if (n - i > kw->len && ieq(t + i, kw->word, kw->len) &&
+                if (lower(ch) == kw->word[0] && n - i > kw->len && ieq(t + i, kw->word, kw->len) &&
                     (e = value_after(t, n, i + kw->len, kw->scheme, &s))) {
                     /* an already redacted bearer value stays as the bearer rule wrote it */
                     span_add(sp, s, e, kw->rep, strlen(kw->rep));
@@ -478,9 +487,18 @@ static const char *secret_key(const char *k, size_t n)
     } words[] = {{"authorization", 13, R_TOKEN}, {"token", 5, R_TOKEN},  {"password", 8, R_SECRET},
                  {"passwd", 6, R_SECRET},        {"secret", 6, R_SECRET}, {"api_key", 7, R_SECRET},
                  {"apikey", 6, R_SECRET},        {"cookie", 6, R_SECRET}};
+    /* Most keys hold none of the words' first letters (a t p s c) in a place where the
+     * shortest word (5 bytes) still fits: one pass over the key rules them out. */
+    bool maybe = false;
+    for (size_t i = 0; i + 5 <= n && !maybe; i++) {
+        char c = lower(k[i]);
+        maybe = c == 'a' || c == 't' || c == 'p' || c == 's' || c == 'c';
+    }
+    if (!maybe)
+        return NULL;
     for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++)
         for (size_t i = 0; i + words[w].l <= n; i++)
-            if (ieq(k + i, words[w].w, words[w].l))
+            if (lower(k[i]) == words[w].w[0] && ieq(k + i, words[w].w, words[w].l))
                 return words[w].rep;
     return NULL;
 }

@@ -17,15 +17,23 @@ struct fsink {
     pthread_mutex_t mu;
 };
 
+/* Writes each event's line and a newline. The engine encodes a batch's lines into one buffer,
+ * each followed by its '\n' (see process() in engine.c): when the next event starts right after
+ * this one's newline, the two go out as one piece, so a batch is usually one iovec rather than
+ * two per line. The byte after a line is only looked at when the next line begins just past
+ * it, i.e. when it lies between two lines of the same buffer. */
 static int write_all(int fd, const struct tel_events *b, struct core_err *err, const char *what)
 {
     struct iovec iov[1024];
     size_t i = 0;
     while (i < b->n) {
         int k = 0;
-        for (; i < b->n && k + 2 <= 1024; i++) {
-            iov[k].iov_base = (void *)b->ev[i].line;
-            iov[k++].iov_len = b->ev[i].len;
+        while (i < b->n && k + 2 <= 1024) {
+            const char *start = b->ev[i].line, *end = start + b->ev[i].len;
+            for (i++; i < b->n && b->ev[i].line == end + 1 && *end == '\n'; i++)
+                end = b->ev[i].line + b->ev[i].len;
+            iov[k].iov_base = (void *)start;
+            iov[k++].iov_len = (size_t)(end - start);
             iov[k].iov_base = (void *)"\n";
             iov[k++].iov_len = 1;
         }

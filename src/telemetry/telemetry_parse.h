@@ -11,8 +11,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "telemetry/telemetry.h"
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define TEL_JSON_MAX_DEPTH 64 /* nesting beyond this makes a line plain text */
 
@@ -67,5 +72,79 @@ char *tel_arena_strndup(struct core_arena *a, const char *s, size_t n);
  * of what was written. tel_json_esc_len is its exact length. */
 char *tel_json_esc(char *dst, const char *s, size_t n);
 size_t tel_json_esc_len(const char *s, size_t n);
+
+/* The high bit of each byte of x (as loaded from memory) that JSON strings cannot hold as is:
+ * below 0x20, from 0x80, '"' or '\\'. Exact for the lowest such byte (the borrows of the
+ * subtractions can flag bytes above it falsely, never below). */
+static inline uint64_t tel_json_special64(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101u;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return ((x - ones * 0x20) | x | ((q - ones) & ~q) | ((b - ones) & ~b)) & (ones * 0x80);
+}
+
+static inline uint32_t tel_json_special32(uint32_t x)
+{
+    const uint32_t ones = 0x01010101u;
+    uint32_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return ((x - ones * 0x20) | x | ((q - ones) & ~q) | ((b - ones) & ~b)) & (ones * 0x80);
+}
+
+/* The first byte at or after p (before end) that JSON strings cannot hold as is: '"', '\\', a
+ * control character or a non-ASCII byte (which the callers check as UTF-8); end if none. Both
+ * the parser's string scanner and the encoder's escaper spend most of their time here, so it
+ * looks at 16 bytes at a time with SSE2 (x86-64's baseline), then 8 and 4 at a time with plain
+ * integer arithmetic (little-endian), then byte by byte. It never reads at or past end. */
+static inline const char *tel_json_plain_run(const char *p, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), sp = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* signed compare: 0x00-0x1f and 0x80-0xff are both "less than" 0x20 */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, bs)),
+                                 _mm_cmplt_epi8(x, sp));
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        if (bits)
+            return p + __builtin_ctz(bits);
+        p += 16;
+    }
+#endif
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t m = tel_json_special64(x);
+        if (m)
+            return p + __builtin_ctzll(m) / 8;
+        p += 8;
+    }
+    if (end - p >= 4) {
+        uint32_t x;
+        memcpy(&x, p, 4);
+        uint32_t m = tel_json_special32(x);
+        if (m)
+            return p + __builtin_ctz(m) / 8;
+        p += 4;
+    }
+#endif
+    while (p < end) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch < 0x20 || ch >= 0x80 || ch == '"' || ch == '\\')
+            return p;
+        p++;
+    }
+    return end;
+}
+
+/* Whether s[0..n) holds a NUL byte: an inline loop, since keys are short and a memchr call
+ * per key costs more than the scan. */
+static inline bool tel_has_nul(const char *s, size_t n)
+{
+    bool nul = false;
+    for (size_t i = 0; i < n; i++)
+        nul |= s[i] == 0;
+    return nul;
+}
 
 #endif

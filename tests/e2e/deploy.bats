@@ -406,3 +406,66 @@ wrk_totals() {
     run -0 pave deployments list -o json
     [ "$(jq -r '[.[].kind] | unique | join(",")' <<<"$output")" = "deploy,rollback,scale" ]
 }
+
+@test "guard rails: an enforced rule blocks deploy, catalog apply and packaging; an approved exception lets a deploy through until it expires" {
+    export ALICE_TOKEN
+    ALICE_TOKEN="$(e2e_token_for alice)"
+    cat >"$BATS_TEST_TMPDIR/policy.yaml" <<YAML
+apiVersion: pave/v1
+kind: Policy
+metadata: {name: e2e-gates}
+rules:
+  - id: dev-needs-three
+    kind: field
+    description: services in dev run at least three replicas
+    severity: high
+    mode: enforce
+    rationale: e2e
+    remediation: set spec.replicas to 3 or more
+    scope: {envs: [dev], gates: [deploy]}
+    all: [{path: spec.replicas, op: ">=", value: 3}]
+  - id: owner-tag
+    kind: required-tags
+    description: every service names its owner
+    severity: medium
+    mode: enforce
+    rationale: e2e
+    remediation: add metadata.tags.owner
+    scope: {gates: [catalog, pipeline]}
+    tags: {owner: {required: true}}
+YAML
+    run -0 pave policy apply -f "$BATS_TEST_TMPDIR/policy.yaml"
+    # deploy: blocked with the rule, its remediation and the decision
+    run -1 pave deploy "$SVC" --env dev
+    [[ "$output" == *"blocked by policy"*"dev-needs-three"*"set spec.replicas to 3 or more"* ]]
+    decision=$(grep -o 'decision #[0-9]*' <<<"$output" | head -n 1 | tr -dc 0-9)
+    run -0 pave policy decisions show "$decision" -o json
+    [[ "$output" == *"dev-needs-three"* ]]
+    # catalog apply of a change without the owner tag: refused, nothing stored
+    sed -i 's/^  tier: 3$/  tier: 2/' "$SVC/pave.yaml"
+    run -1 pave catalog apply -f "$SVC/pave.yaml"
+    [[ "$output" == *"owner-tag"* ]]
+    [ "$(pave catalog show "$SVC" -o json | jq -r '.tier // .service.tier')" = 3 ]
+    sed -i 's/^  tier: 2$/  tier: 3/' "$SVC/pave.yaml"
+    # an exception: alice asks, alice cannot approve it herself, an admin approves for 6 s
+    run -0 env PAVE_TOKEN="$ALICE_TOKEN" "$PAVE_BIN" policy exceptions request "$SVC" dev-needs-three \
+        --justification "load test next week" --expires 6s -o json
+    xid=$(jq -r '.id' <<<"$output")
+    run -1 env PAVE_TOKEN="$ALICE_TOKEN" "$PAVE_BIN" policy exceptions approve "$xid"
+    run -0 pave policy exceptions approve "$xid" --comment ok
+    run -0 pave deploy "$SVC" --env dev
+    [[ "$output" == *"succeeded"* ]]
+    # expired: the same deploy is blocked again
+    local _
+    for _ in $(seq 1 100); do
+        [ "$(pave policy exceptions list --state active -o json | jq 'length')" = 0 ] && break
+        sleep 0.2
+    done
+    run -1 pave deploy "$SVC" --env dev --replicas 1
+    [[ "$output" == *"dev-needs-three"* ]]
+    run -0 pave audit list -o json
+    [[ "$output" == *'"policy.block"'* ]]
+    [[ "$output" == *'"exception.approve"'* ]]
+    run -0 pave policy delete e2e-gates
+    run -0 pave deploy "$SVC" --env dev --replicas 1
+}

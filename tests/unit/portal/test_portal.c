@@ -7,7 +7,10 @@
  * from the store, the rollback notice and pages; with hand-made deploy_status()/deploy_list()
  * documents through portal_deployments_render()); the logs page over records appended to a real
  * log store in the temp data dir (filters, escaping, the live tail's reload and new-line marks),
- * the filter parser, the Prometheus summing and the metrics section on hand-made inputs.
+ * the filter parser, the Prometheus summing and the metrics section on hand-made inputs; the
+ * guard rails (a policy engine over the same store: a small policy applied by an admin, a scan, a
+ * gate decision): the compliance dashboard and its exports, the "why was this blocked" page, the
+ * exception form and the service page's section.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +29,7 @@
 #include "catalog/catalog.h"
 #include "ci/ci.h"
 #include "core/core.h"
+#include "policy/policy.h"
 #include "portal/portal.h"
 #include "store/store.h"
 #include "telemetry/telemetry.h"
@@ -36,6 +40,7 @@ struct fx {
     struct store *st;
     struct catalog *cat;
     struct ci_runner *runner;
+    struct policy_engine *pe;
     struct portal *portal;
     char token[AUTH_TOKEN_LEN + 1];
     char session[80];
@@ -50,6 +55,7 @@ static int teardown(void **state)
     if (f->have_resp)
         core_buf_release(&f->resp.body);
     portal_free(f->portal);
+    policy_engine_free(f->pe);
     if (f->runner)
         ci_runner_stop(f->runner);
     catalog_free(f->cat);
@@ -90,8 +96,13 @@ static int setup(void **state)
         teardown(state);
         return -1;
     }
+    if (!(f->pe = policy_engine_open(f->st, f->cat, &err))) {
+        fprintf(stderr, "setup: %s\n", err.msg);
+        teardown(state);
+        return -1;
+    }
     struct portal_deps deps = {.st = f->st, .cat = f->cat, .runner = f->runner,
-                               .data_dir = f->dir};
+                               .data_dir = f->dir, .policy = f->pe};
     if (!(f->portal = portal_new(&deps, &err))) {
         fprintf(stderr, "setup: %s\n", err.msg);
         teardown(state);
@@ -1561,6 +1572,345 @@ static void service_page_metrics_and_logs_links(void **state)
     assert_non_null(strstr(sec, "DEBUG 1"));
 }
 
+/* ---- guard rails: compliance dashboard, decisions, exceptions -------------------------------- */
+
+static const struct catalog_actor policy_admin = {"admin", true, NULL, 0};
+
+/* An enforce rule every demo service fails (no owner tag), with a hostile description, and a
+ * warn rule the demo services pass (they carry a cost center). */
+static const char guard_policy[] =
+    "apiVersion: pave/v1\n"
+    "kind: Policy\n"
+    "metadata: { name: guard }\n"
+    "rules:\n"
+    "  - id: owner-tag\n"
+    "    kind: required-tags\n"
+    "    description: \"<script>alert(1)</script> owner is tagged\"\n"
+    "    severity: high\n"
+    "    mode: enforce\n"
+    "    rationale: the on-call needs to know whom to page\n"
+    "    remediation: Add metadata.tags.owner to pave.yaml\n"
+    "    tags: { owner: { required: true } }\n"
+    "  - id: cost-tag\n"
+    "    kind: required-tags\n"
+    "    description: cost center\n"
+    "    severity: low\n"
+    "    mode: warn\n"
+    "    rationale: finance\n"
+    "    remediation: add tag cost-center\n"
+    "    tags: { cost-center: { required: true } }\n";
+
+/* Applies guard_policy as an admin and runs one scan. */
+static void guard_setup(struct fx *f)
+{
+    struct core_err err = {0};
+    struct policy_doc d = {"guard.yaml", guard_policy, strlen(guard_policy)};
+    json_t *res = NULL;
+    int rc = policy_apply(f->pe, &policy_admin, &d, 1, &res, &err);
+    if (rc)
+        fprintf(stderr, "apply: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    json_decref(res);
+    int64_t scan = 0;
+    assert_int_equal(policy_scan(f->pe, &scan, &err), 0);
+    assert_true(scan > 0);
+}
+
+/* Asks the catalog gate about payments-api (no owner tag): a blocked decision. returns: its id */
+static int64_t guard_decision(struct fx *f)
+{
+    struct core_err err = {0};
+    json_t *doc = json_pack("{s:{s:s,s:s,s:i,s:{s:s}}}", "metadata", "name", "payments-api",
+                            "team", "payments", "tier", 1, "tags", "cost-center", "cc-1234");
+    struct policy_input in = {.subject = POLICY_SUBJECT_SERVICE, .gate = POLICY_GATE_CATALOG,
+                              .name = "payments-api", .team = "payments", .tier = 1, .doc = doc};
+    struct policy_results r;
+    assert_int_equal(policy_gate_check(f->pe, &in, &r, &err), 0);
+    assert_true(r.blocked);
+    int64_t id = r.decision_id;
+    assert_true(id > 0);
+    policy_results_free(&r);
+    json_decref(doc);
+    return id;
+}
+
+static void compliance_dashboard_totals_and_escaping(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    struct core_err err = {0};
+    guard_setup(f);
+    sign_in(f);
+    json_t *rep = policy_report(f->pe, "team", NULL, NULL, &err);
+    assert_non_null(rep);
+    json_t *t = json_object_get(rep, "totals");
+    long long pass = (long long)json_integer_value(json_object_get(t, "pass"));
+    long long fail = (long long)json_integer_value(json_object_get(t, "fail"));
+    json_decref(rep);
+    assert_int_equal(fail, 3); /* owner-tag, every demo service */
+    assert_true(pass > 0);
+
+    r = send_req(f, "GET", "/compliance", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *b = r->body.data;
+    /* the top navigation has the dashboard, marked current */
+    assert_non_null(strstr(b, "<a href=\"/compliance\" aria-current=\"page\">Compliance</a>"));
+    char want[96];
+    snprintf(want, sizeof(want), "id=\"total-fail\">%lld<", fail);
+    assert_non_null(strstr(b, want));
+    snprintf(want, sizeof(want), "id=\"total-pass\">%lld<", pass);
+    assert_non_null(strstr(b, want));
+    assert_non_null(strstr(b, "id=\"total-excepted\">0<"));
+    /* grouped by team: both demo teams, drilling down to their services */
+    assert_non_null(strstr(b, "href=\"/compliance?group=service&amp;team=payments\">payments<"));
+    assert_non_null(strstr(b, "href=\"/compliance?group=service&amp;team=identity\">identity<"));
+    assert_int_equal(count(b, "class=\"failure-row\""), 3);
+    assert_non_null(strstr(b, "id=\"trend-table\""));
+    assert_non_null(strstr(b, "href=\"/compliance.csv\""));
+    assert_non_null(strstr(b, "href=\"/compliance.json?group=team\""));
+    assert_null(strstr(b, "<script"));
+
+    /* by rule: the hostile description is escaped */
+    r = send_req(f, "GET", "/compliance", "group=rule", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    b = r->body.data;
+    assert_non_null(strstr(b, "&lt;script&gt;alert(1)&lt;/script&gt; owner is tagged"));
+    assert_null(strstr(b, "<script"));
+    assert_non_null(strstr(b, "<a href=\"/compliance?group=rule\" aria-current=\"page\">"));
+
+    /* by service, filtered by team */
+    r = send_req(f, "GET", "/compliance", "group=service&team=identity", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    b = r->body.data;
+    assert_non_null(strstr(b, "href=\"/services/auth-service#guard-rails\""));
+    assert_null(strstr(b, "href=\"/services/ledger#guard-rails\""));
+    assert_non_null(strstr(b, "id=\"total-fail\">1<"));
+
+    /* a second scan makes a trend line */
+    assert_int_equal(policy_scan(f->pe, NULL, &err), 0);
+    r = send_req(f, "GET", "/compliance", NULL, NULL, f->session);
+    assert_non_null(strstr(r->body.data, "<svg class=\"spark\""));
+    assert_int_equal(count(r->body.data, "class=\"trend-row\""), 2);
+
+    r = send_req(f, "GET", "/compliance", "group=owner", NULL, f->session);
+    assert_int_equal(r->status, 400);
+    /* signed out: to the sign-in page */
+    r = send_req(f, "GET", "/compliance", NULL, NULL, NULL);
+    assert_int_equal(r->status, 303);
+    assert_string_equal(r->location, "/login");
+}
+
+static void compliance_exports(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    guard_setup(f);
+    sign_in(f);
+    r = send_req(f, "GET", "/compliance.csv", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->content_type, "text/csv; charset=utf-8");
+    assert_true(strncmp(r->body.data,
+                        "scan,time,team,service,rule,severity,mode,outcome,message\r\n", 59) == 0);
+    assert_int_equal(count(r->body.data, ",owner-tag,"), 3);
+    r = send_req(f, "GET", "/compliance.csv", "service=ledger", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_int_equal(count(r->body.data, ",owner-tag,"), 1);
+    assert_null(strstr(r->body.data, "payments-api"));
+
+    r = send_req(f, "GET", "/compliance.json", "group=rule", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->content_type, "application/json");
+    json_error_t jerr;
+    json_t *doc = json_loads(r->body.data, 0, &jerr);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "group")), "rule");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "totals"), "fail")),
+                     3);
+    json_decref(doc);
+    /* downloads need a session like every page */
+    r = send_req(f, "GET", "/compliance.csv", NULL, NULL, NULL);
+    assert_int_equal(r->status, 303);
+}
+
+static void decision_page_explains_and_offers_exception(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    guard_setup(f);
+    int64_t id = guard_decision(f);
+    sign_in(f);
+    char path[64];
+    snprintf(path, sizeof(path), "/policy/decisions/%lld", (long long)id);
+    r = send_req(f, "GET", path, NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *b = r->body.data;
+    assert_non_null(strstr(b, "id=\"verdict\">blocked<"));
+    assert_non_null(strstr(b, "<dd id=\"gate\">catalog</dd>"));
+    assert_non_null(strstr(b, "href=\"/services/payments-api\""));
+    assert_non_null(strstr(b, "<code>owner-tag</code>"));
+    assert_non_null(strstr(b, "&lt;script&gt;alert(1)&lt;/script&gt; owner is tagged"));
+    assert_null(strstr(b, "<script"));
+    assert_non_null(strstr(b, "class=\"remediation\">Add metadata.tags.owner to pave.yaml<"));
+    assert_non_null(strstr(b, "enforce <span class=\"muted\">(blocks)</span>"));
+    /* the exception form: CSRF token, the failing rule, 30 days by default; the CLI line */
+    assert_non_null(strstr(b, "action=\"/policy/decisions/"));
+    const char *form = strstr(b, "id=\"exception-form\"");
+    assert_non_null(form);
+    char want[128];
+    snprintf(want, sizeof(want), "name=\"csrf\" value=\"%s\"", f->csrf);
+    assert_non_null(strstr(form, want));
+    assert_non_null(strstr(form, "<option value=\"owner-tag\" selected>"));
+    assert_non_null(strstr(form, "name=\"expires\" maxlength=\"40\" value=\"30d\""));
+    assert_non_null(strstr(b, "pave policy exceptions request payments-api owner-tag "
+                              "--justification WHY --expires 30d"));
+    assert_non_null(strstr(b, "No exceptions."));
+
+    /* unknown decisions and odd ids */
+    r = send_req(f, "GET", "/policy/decisions/999999", NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+    r = send_req(f, "GET", "/policy/decisions/0x1", NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+    r = send_req(f, "GET", "/policy/decisions/1/other", NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+
+    /* the form needs the CSRF token: nothing is requested without it */
+    char sub[96];
+    snprintf(sub, sizeof(sub), "/policy/decisions/%lld/exceptions", (long long)id);
+    r = send_req(f, "POST", sub, NULL, "rule=owner-tag&justification=x&expires=30d",
+                 f->session);
+    assert_int_equal(r->status, 403);
+    r = send_req(f, "POST", sub, NULL, "rule=owner-tag&justification=x&expires=30d&csrf=nope",
+                 f->session);
+    assert_int_equal(r->status, 403);
+    struct core_err err = {0};
+    json_t *l = policy_exception_list(f->pe, NULL, "payments-api", &err);
+    assert_int_equal(json_array_size(json_object_get(l, "items")), 0);
+    json_decref(l);
+    r = send_req(f, "GET", sub, NULL, NULL, f->session);
+    assert_int_equal(r->status, 405);
+}
+
+static void exception_form_requests_one(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    struct core_err err = {0};
+    guard_setup(f);
+    int64_t id = guard_decision(f);
+    sign_in(f);
+    char sub[96], body[512];
+    snprintf(sub, sizeof(sub), "/policy/decisions/%lld/exceptions", (long long)id);
+
+    /* refusals keep what was typed and say why */
+    snprintf(body, sizeof(body), "csrf=%s&rule=owner-tag&justification=&expires=30d", f->csrf);
+    r = send_req(f, "POST", sub, NULL, body, f->session);
+    assert_int_equal(r->status, 400);
+    assert_non_null(strstr(r->body.data, "id=\"request-error\""));
+    snprintf(body, sizeof(body), "csrf=%s&rule=cost-tag&justification=because&expires=30d",
+             f->csrf);
+    r = send_req(f, "POST", sub, NULL, body, f->session);
+    assert_int_equal(r->status, 400); /* not a failing rule of this decision */
+    snprintf(body, sizeof(body), "csrf=%s&rule=owner-tag&justification=because&expires=soon",
+             f->csrf);
+    r = send_req(f, "POST", sub, NULL, body, f->session);
+    assert_int_equal(r->status, 400);
+    assert_non_null(strstr(r->body.data, "value=\"soon\""));
+    assert_non_null(strstr(r->body.data, ">because</textarea>"));
+    snprintf(body, sizeof(body), "csrf=%s&rule=owner-tag&justification=because&expires=400d",
+             f->csrf);
+    r = send_req(f, "POST", sub, NULL, body, f->session);
+    assert_int_equal(r->status, 400);
+    assert_non_null(strstr(r->body.data, "at most 1 year"));
+
+    /* a hostile justification, 30 days by default */
+    snprintf(body, sizeof(body),
+             "csrf=%s&rule=owner-tag&justification=%%3Cb%%3Emigrating%%3C%%2Fb%%3E+it%%27s+TICKET-42"
+             "&expires=",
+             f->csrf);
+    r = send_req(f, "POST", sub, NULL, body, f->session);
+    assert_int_equal(r->status, 303);
+    json_t *l = policy_exception_list(f->pe, NULL, "payments-api", &err);
+    assert_non_null(l);
+    json_t *x = json_array_get(json_object_get(l, "items"), 0);
+    assert_non_null(x);
+    assert_string_equal(json_string_value(json_object_get(x, "state")), "requested");
+    assert_string_equal(json_string_value(json_object_get(x, "rule")), "owner-tag");
+    assert_string_equal(json_string_value(json_object_get(x, "requester")), "admin");
+    assert_string_equal(json_string_value(json_object_get(x, "justification")),
+                        "<b>migrating</b> it's TICKET-42");
+    long long xid = (long long)json_integer_value(json_object_get(x, "id"));
+    json_decref(l);
+    char want[160];
+    snprintf(want, sizeof(want), "/policy/decisions/%lld?requested=%lld#exceptions",
+             (long long)id, xid);
+    assert_string_equal(r->location, want);
+
+    /* the page after the redirect: the result, the CLI equivalent, the subject's exceptions */
+    char path[64], query[32];
+    snprintf(path, sizeof(path), "/policy/decisions/%lld", (long long)id);
+    snprintf(query, sizeof(query), "requested=%lld", xid);
+    r = send_req(f, "GET", path, query, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *b = r->body.data;
+    snprintf(want, sizeof(want), "Exception #%lld for <code>owner-tag</code> is "
+                                 "<strong id=\"requested-state\">requested</strong>", xid);
+    assert_non_null(strstr(b, want));
+    assert_non_null(strstr(b, "pave policy exceptions request payments-api owner-tag "
+                              "--justification '&lt;b&gt;migrating&lt;/b&gt; it'\\''s TICKET-42' "
+                              "--expires "));
+    assert_non_null(strstr(b, "class=\"exception-row\""));
+    assert_null(strstr(b, "<b>migrating"));
+    r = send_req(f, "GET", path, "requested=abc", NULL, f->session);
+    assert_int_equal(r->status, 400);
+
+    /* the service page's section lists the scan rows and the exception */
+    r = send_req(f, "GET", "/services/payments-api", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *sec = strstr(r->body.data, "<section id=\"guard-rails\">");
+    assert_non_null(sec);
+    assert_int_equal(count(sec, "class=\"guard-row\""), 2);
+    assert_non_null(strstr(sec, "<span class=\"outcome outcome-fail\">fail</span>"));
+    assert_non_null(strstr(sec, "<span class=\"outcome outcome-pass\">pass</span>"));
+    assert_non_null(strstr(sec, "class=\"exception-row\""));
+    assert_non_null(strstr(sec, "<span class=\"state exc-state\">requested</span>"));
+    snprintf(want, sizeof(want), "<a href=\"/policy/decisions/%lld\">", (long long)id);
+    assert_non_null(strstr(sec, want));
+    assert_non_null(strstr(sec, "href=\"/compliance?group=service&amp;service=payments-api\""));
+    assert_non_null(strstr(r->body.data, "<a href=\"#guard-rails\">Guard rails</a>"));
+}
+
+static void guard_rails_without_policy(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    struct core_err err = {0};
+    portal_free(f->portal);
+    struct portal_deps deps = {.st = f->st, .cat = f->cat, .runner = f->runner};
+    f->portal = portal_new(&deps, &err);
+    assert_non_null(f->portal);
+    sign_in(f);
+    r = send_req(f, "GET", "/compliance", NULL, NULL, f->session);
+    assert_int_equal(r->status, 503);
+    r = send_req(f, "GET", "/compliance.csv", NULL, NULL, f->session);
+    assert_int_equal(r->status, 503);
+    r = send_req(f, "GET", "/policy/decisions/1", NULL, NULL, f->session);
+    assert_int_equal(r->status, 503);
+    r = send_req(f, "GET", "/services/payments-api", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "id=\"guard-rails-off\""));
+    /* with an engine but no scan yet */
+    portal_free(f->portal);
+    deps.policy = f->pe;
+    f->portal = portal_new(&deps, &err);
+    r = send_req(f, "GET", "/compliance", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "No scan has run yet"));
+    r = send_req(f, "GET", "/compliance.csv", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->body.data,
+                        "scan,time,team,service,rule,severity,mode,outcome,message\r\n");
+}
+
 int main(void)
 {
     core_log_set_level(CORE_LOG_ERROR);
@@ -1608,6 +1958,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(logs_live_tail_reloads_and_marks_new_lines, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(service_page_metrics_and_logs_links, setup, teardown),
+        cmocka_unit_test_setup_teardown(compliance_dashboard_totals_and_escaping, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(compliance_exports, setup, teardown),
+        cmocka_unit_test_setup_teardown(decision_page_explains_and_offers_exception, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(exception_form_requests_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(guard_rails_without_policy, setup, teardown),
     };
     return cmocka_run_group_tests_name("portal", tests, NULL, NULL);
 }
