@@ -38,6 +38,8 @@ struct server_opts {
     const char *telemetry;      /* pipeline config (YAML); NULL: DATA/telemetry.yaml or defaults */
     const char *acme_http_port; /* ACME http-01 validation port (default 80) */
     const char *acme_domain;    /* ACME default policy also allows *.<domain> */
+    const char *ingress_tls;    /* ADDR:PORT of the load balancer's TLS frontend, "off", NULL */
+    const char *cert_lifetime;  /* service certificates' lifetime (default 24h) */
 };
 
 static int parse_listen(const char *listen, char *addr, size_t addrsz, int *port)
@@ -250,12 +252,44 @@ static int run_server(const struct server_opts *o)
         }
         ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
         self[n > 0 ? n : 0] = 0;
+        char taddr[64] = "";
+        int tport = 0;
+        int64_t life = 0;
+        if (o->ingress_tls && strcmp(o->ingress_tls, "off") != 0 &&
+            (parse_listen(o->ingress_tls, taddr, sizeof(taddr), &tport) || tport == 0)) {
+            cli_error("invalid --ingress-tls '%s': use ADDRESS:PORT, e.g. 127.0.0.1:8443, or off",
+                      o->ingress_tls);
+            rc = CLI_USAGE;
+            goto out;
+        }
+        if (o->cert_lifetime &&
+            (core_parse_duration_ms(o->cert_lifetime, &life) || life < 10000)) {
+            cli_error("invalid --cert-lifetime '%s': a duration of at least 10s, e.g. 24h",
+                      o->cert_lifetime);
+            rc = CLI_USAGE;
+            goto out;
+        }
+        if (tport && !pki) {
+            fprintf(stderr, "pave: no CA ('pave ca init'): the load balancer serves no TLS\n");
+            tport = 0;
+        }
         struct deploy_config dcfg = {.data_dir = o->data_dir, .self_exe = self, .st = st,
                                      .cat = cat, .reg = reg, .secrets = box,
                                      .listen_addr = iaddr, .ingress_port = iport,
                                      .port_base = (int)base,
-                                     .allow_unisolated = o->allow_unisolated};
-        if (!(dc = deploy_start(&dcfg, &err))) {
+                                     .allow_unisolated = o->allow_unisolated,
+                                     .pki = pki, .cert_lifetime_ms = life,
+                                     .tls_addr = tport ? taddr : NULL, .tls_port = tport};
+        dc = deploy_start(&dcfg, &err);
+        if (!dc && tport && o->ingress_optional) {
+            /* pave up: a taken TLS port should not cost the deployments */
+            fprintf(stderr, "pave: no TLS frontend on %s (%s); continuing without it\n",
+                    o->ingress_tls, err.msg);
+            dcfg.tls_port = 0;
+            dcfg.tls_addr = NULL;
+            dc = deploy_start(&dcfg, &err);
+        }
+        if (!dc) {
             cli_error("cannot start deployments: %s (install haproxy with scripts/install-deps, "
                       "free the port or pick another with --ingress ADDR:PORT, or run with "
                       "--ingress off)",
@@ -404,6 +438,11 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
                "                      where bubblewrap is unavailable (default: they fail)\n"
                "  --ingress ADDR:PORT start the load balancer (HAProxy) there and enable\n"
                "                      deployments (default off; 'pave up' uses 127.0.0.1:8080)\n"
+               "  --ingress-tls ADDR:PORT  the load balancer also terminates TLS there with\n"
+               "                      service certificates (default off; 'pave up' uses\n"
+               "                      127.0.0.1:8443; needs the CA)\n"
+               "  --cert-lifetime D   lifetime of service certificates (default 24h; renewed\n"
+               "                      at two thirds; see docs/deploy.md)\n"
                "  --service-ports N   first port of the per-service discovery addresses\n"
                "                      (<NAME>_URL; default 18000)\n"
                "  --telemetry-config FILE  the observability pipeline (default DIR/telemetry.yaml\n"
@@ -425,6 +464,8 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
         {"ci-workers", 0, &o.ci_workers, NULL},
         {"allow-unisolated", 0, NULL, &o.allow_unisolated},
         {"ingress", 0, &o.ingress, NULL},
+        {"ingress-tls", 0, &o.ingress_tls, NULL},
+        {"cert-lifetime", 0, &o.cert_lifetime, NULL},
         {"service-ports", 0, &o.service_ports, NULL},
         {"telemetry-config", 0, &o.telemetry, NULL},
         {"stop-workloads", 0, NULL, &o.stop_workloads},
@@ -451,17 +492,21 @@ int cli_cmd_up(struct cli_ctx *ctx, int argc, char **argv)
                "(teams payments and identity, three services, environments dev/staging/prod).\n"
                "The admin token is printed once on first start and kept in .pave/admin.token\n"
                "(mode 0600) so the CLI on this machine works without 'pave login'.\n"
-               "The load balancer (HAProxy) listens on 127.0.0.1:8080 for 'pave deploy'.\n"
+               "The load balancer (HAProxy) listens on 127.0.0.1:8080 for 'pave deploy', and\n"
+               "with service certificates on 127.0.0.1:8443 (--ingress-tls ADDR:PORT|off,\n"
+               "--cert-lifetime D).\n"
                "Deployed replicas keep running when pave stops, unless --stop-workloads.\n");
         return CLI_OK;
     }
     struct server_opts o = {.data_dir = ".pave", .listen = "127.0.0.1:7070", .demo = true,
                             .write_token = true, .ingress = "127.0.0.1:8080",
-                            .ingress_optional = true};
+                            .ingress_tls = "127.0.0.1:8443", .ingress_optional = true};
     const struct cli_opt opts[] = {
         {"data-dir", 'd', &o.data_dir, NULL},
         {"listen", 'l', &o.listen, NULL},
         {"ingress", 0, &o.ingress, NULL},
+        {"ingress-tls", 0, &o.ingress_tls, NULL},
+        {"cert-lifetime", 0, &o.cert_lifetime, NULL},
         {"stop-workloads", 0, NULL, &o.stop_workloads},
         {NULL, 0, NULL, NULL},
     };

@@ -19,6 +19,7 @@
 #include "deploy/deploy.h"
 #include "deploy/deploy_int.h"
 #include "ingress/ingress.h"
+#include "pki/pki.h"
 #include "runtime/runtime.h"
 #include "sandbox/sandbox.h"
 #include "secret/secret.h"
@@ -32,6 +33,7 @@ struct replica {
     char service[64], env[64];
     int64_t seq, deployment, created_ms, retiring_ms;
     char rev[65];
+    char tls_serial[64]; /* the service certificate it was given ("" none) */
     char log[4400]; /* stdout and stderr of the replica, kept after it stops */
     int port;
     char slot[16];
@@ -293,6 +295,8 @@ static void scan_replicas(struct deploy_controller *dc, struct replicas *rs)
         r->port = (int)json_integer_value(json_object_get(spec, "port"));
         snprintf(r->log, sizeof(r->log), "%s",
                  json_string_value(json_object_get(spec, "log")) ?: "");
+        snprintf(r->tls_serial, sizeof(r->tls_serial), "%s",
+                 json_string_value(json_object_get(spec, "tls_serial")) ?: "");
         json_decref(spec);
         char buf[64];
         get_small(r, "slot", r->slot, sizeof(r->slot));
@@ -548,6 +552,25 @@ static int launch(struct deploy_controller *dc, const struct target *t, const st
         if (strncmp(img.env[i], "PORT=", 5) != 0)
             json_array_append_new(envv, json_string(img.env[i]));
     json_array_extend(envv, json_object_get(d->spec, "env"));
+    /* the target's certificate, for mutual TLS: files like secrets, paths in the environment */
+    const struct deploy_cert *tc = deploy_certs_get(dc, t->backend);
+    size_t si;
+    json_t *sv;
+    json_array_foreach (json_object_get(d->spec, "secrets"), si, sv)
+        if (tc && !strcmp(json_string_value(sv) ?: "", "tls")) {
+            /* /run/secrets/tls is that secret's file: no room for the directory */
+            log_warn("deploy", "a secret named 'tls' hides the service certificate",
+                     LOG_STR("service", t->service));
+            tc = NULL;
+        }
+    if (tc) {
+        json_array_append_new(envv, json_string("PAVE_TLS_CERT=/run/secrets/tls/tls.crt"));
+        json_array_append_new(envv, json_string("PAVE_TLS_KEY=/run/secrets/tls/tls.key"));
+        json_array_append_new(envv, json_string("PAVE_TLS_CA=/run/secrets/tls/ca.crt"));
+    } else if (dc->cfg.pki) {
+        log_warn("deploy", "launching a replica without a service certificate",
+                 LOG_STR("backend", t->backend));
+    }
     int64_t seq = dc->next_seq++;
     int port = free_port(all);
     snprintf(r.name, sizeof(r.name), "%s.%s.%lld", t->service, t->env, (long long)seq);
@@ -575,6 +598,14 @@ static int launch(struct deploy_controller *dc, const struct target *t, const st
     if (!(secrets = gather_secrets(dc, t->service, json_object_get(d->spec, "secrets"), err))) {
         rc = err->code ? err->code : CORE_E_INTERNAL;
         goto out;
+    }
+    if (tc) {
+        /* through the shim's pipe with the secrets (keys with a '/' are no secret names), never
+         * in spec.json; the serial is not secret and tells which certificate a replica holds */
+        json_object_set_new(secrets, "tls/tls.crt", json_string(tc->chain_pem));
+        json_object_set_new(secrets, "tls/tls.key", json_string(tc->key_pem));
+        json_object_set_new(secrets, "tls/ca.crt", json_string(pki_chain_pem(dc->cfg.pki)));
+        json_object_set_new(spec, "tls_serial", json_string(tc->serial));
     }
     text = json_dumps(spec, JSON_INDENT(2) | JSON_SORT_KEYS);
     stext = json_dumps(secrets, JSON_COMPACT);
@@ -736,6 +767,23 @@ static void reconcile_target(struct deploy_controller *dc, const struct target *
         }
     }
 
+    /* the target's certificate, before anything is launched; the desired id of the tick's
+     * snapshot, so a rollout failing just now does not revoke what the stable one serves */
+    {
+        const char *in_use[MAX_REPLICAS];
+        size_t nin = 0;
+        for (size_t i = 0; i < all->n && nin < MAX_REPLICAS; i++) {
+            struct replica *r = &all->v[i];
+            if (!r->gone && r->tls_serial[0] && !strcmp(r->service, t->service) &&
+                !strcmp(r->env, t->env))
+                in_use[nin++] = r->tls_serial;
+        }
+        json_t *hspec = d.found ? d.spec : stable.spec;
+        deploy_certs_target(dc, t->service, t->env, t->backend,
+                            json_string_value(json_object_get(hspec, "host")),
+                            t->desired_id && t->replicas > 0, in_use, nin);
+    }
+
     /* 2. the rollout */
     int want = d.found ? t->replicas : 0;
     size_t nnew = 0, nold = 0, ready_new = 0, ready_old = 0;
@@ -885,10 +933,13 @@ out:;
     char key[140];
     snprintf(key, sizeof(key), "%s/%s", t->service, t->env);
     json_t *host = json_object_get(route_spec, "host");
-    char url[400] = "", internal[80];
+    char url[400] = "", tls_url[400] = "", internal[80];
     if (json_string_length(host))
         snprintf(url, sizeof(url), "http://%s:%d/", json_string_value(host),
                  dc->cfg.ingress_port);
+    if (json_string_length(host) && ingress_tls_port(dc->ing))
+        snprintf(tls_url, sizeof(tls_url), "https://%s:%d/", json_string_value(host),
+                 ingress_tls_port(dc->ing));
     snprintf(internal, sizeof(internal), "http://127.0.0.1:%d", t->port);
     json_object_set_new(snap, key,
                         json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:o}", "service", t->service,
@@ -896,6 +947,12 @@ out:;
                                   "internal_url", internal, "replicas_wanted", want,
                                   "desired_id", (json_int_t)t->desired_id, "stable_id",
                                   (json_int_t)t->stable_id, "replicas", reps));
+    if (tls_url[0])
+        json_object_set_new(json_object_get(snap, key), "tls_url", json_string(tls_url));
+    const struct deploy_cert *cert = deploy_certs_get(dc, t->backend);
+    if (cert)
+        json_object_set_new(json_object_get(snap, key), "certificate",
+                            json_pack("{s:s,s:s}", "serial", cert->serial, "names", cert->sans));
     dep_release(&d);
     dep_release(&stable);
 }
@@ -915,6 +972,7 @@ static void reconcile_once(struct deploy_controller *dc)
     json_t *snap = json_object();
     for (size_t i = 0; i < ts.n; i++)
         reconcile_target(dc, &ts.v[i], &all, snap);
+    deploy_certs_sweep(dc); /* certificates of targets that are gone, the ingress's own */
     deploy_monitoring_write(dc, snap); /* still ours alone: published below */
     /* replicas of no target (a deleted service): stop them */
     for (size_t i = 0; i < all.n; i++) {
@@ -975,6 +1033,8 @@ static void free_dc(struct deploy_controller *dc)
     core_free(dc->self_exe);
     core_free(dc->listen_addr);
     core_free(dc->haproxy_bin);
+    core_free(dc->tls_addr);
+    deploy_certs_release(dc);
     pthread_mutex_destroy(&dc->mu);
     pthread_cond_destroy(&dc->cv);
     core_free(dc);
@@ -1004,6 +1064,8 @@ struct deploy_controller *deploy_start(const struct deploy_config *cfg, struct c
     dc->self_exe = core_strdup(cfg->self_exe);
     dc->listen_addr = core_strdup(cfg->listen_addr ? cfg->listen_addr : "127.0.0.1");
     dc->haproxy_bin = cfg->haproxy_bin ? core_strdup(cfg->haproxy_bin) : NULL;
+    dc->tls_addr = cfg->tls_addr ? core_strdup(cfg->tls_addr) : NULL;
+    dc->cfg.tls_addr = dc->tls_addr;
     dc->snapshot = json_object();
     dc->routes = json_object();
     dc->cfg.data_dir = dc->data_dir;
@@ -1026,6 +1088,13 @@ struct deploy_controller *deploy_start(const struct deploy_config *cfg, struct c
     }
     if (core_mkdir_p(dc->root, 0700, err) || core_mkdir_p(dc->logs, 0700, err))
         goto fail;
+    if (dc->cfg.tls_port && !dc->cfg.pki) {
+        core_err_set(err, CORE_E_INVAL, "the TLS frontend needs the platform CA ('pave ca init')");
+        goto fail;
+    }
+    char *default_pem = NULL;
+    if (deploy_certs_start(dc, dc->cfg.tls_port > 0, &default_pem, err))
+        goto fail;
     struct ingress_config ic = {
         .data_dir = dc->data_dir,
         .listen_addr = dc->listen_addr,
@@ -1034,8 +1103,17 @@ struct deploy_controller *deploy_start(const struct deploy_config *cfg, struct c
         .max_servers = 32,
         .detach = true,
         .adopt = true,
+        .tls_port = dc->cfg.tls_port,
+        .tls_addr = dc->tls_addr,
+        .tls_default_pem = default_pem,
     };
     dc->ing = ingress_start(&ic, err);
+    if (default_pem) {
+        volatile char *w = default_pem;
+        while (*w)
+            *w++ = 0;
+        core_free(default_pem);
+    }
     if (!dc->ing) {
         core_err_wrap(err, "starting the load balancer (HAProxy) on %s:%d", dc->listen_addr,
                       dc->cfg.ingress_port);

@@ -44,6 +44,7 @@ struct catalog;
 struct catalog_actor;
 struct registry;
 struct secret_box;
+struct pki;
 struct deploy_controller;
 
 #define DEPLOY_HEALTH_DEADLINE_MS 60000 /* default: new replica must be ready within this */
@@ -64,6 +65,13 @@ struct deploy_config {
     bool allow_unisolated;   /* bundles may be unpacked without namespaces (tests only) */
     int64_t tick_ms;         /* reconcile period; 0: 500 */
     int64_t drain_ms;        /* 0: DEPLOY_DRAIN_MS */
+    /* Service certificates (docs/deploy.md "Certificates"): issued per service and environment
+     * by this CA (borrowed; NULL: none, and no TLS frontend), renewed at two thirds of
+     * cert_lifetime_ms (0: 24 h), handed to replicas under /run/secrets/tls/. */
+    struct pki *pki;
+    int64_t cert_lifetime_ms;
+    const char *tls_addr;    /* TLS frontend of the load balancer; NULL: listen_addr */
+    int tls_port;            /* 0: no TLS frontend (needs pki) */
 };
 
 /* Starts HAProxy (or adopts the one a previous server left running) and the reconciler.

@@ -21,6 +21,7 @@
 #include "deploy/deploy.h"
 #include "deploy/deploy_int.h"
 #include "runtime/runtime.h"
+#include "sandbox/sandbox.h"
 
 extern char **environ;
 
@@ -307,6 +308,20 @@ int deploy_shim_main(int argc, char **argv)
     if (!av || !av[0] || !envv) {
         shim_log("spec has no command", dir);
         goto out;
+    }
+    /* the service certificate (tls/...) is a convenience, unlike secrets: where the replica
+     * runs unisolated (no bubblewrap, --allow-unisolated), no files can be mounted, so it goes
+     * without rather than not at all */
+    if (json_is_true(json_object_get(spec, "allow_unisolated")) &&
+        json_object_get(secrets, "tls/tls.crt")) {
+        struct sandbox_caps caps;
+        sandbox_probe(&caps);
+        if (!caps.bwrap) {
+            json_object_del(secrets, "tls/tls.crt");
+            json_object_del(secrets, "tls/tls.key");
+            json_object_del(secrets, "tls/ca.crt");
+            shim_log("no isolation: the replica gets no service certificate files", NULL);
+        }
     }
     nfiles = json_object_size(secrets);
     files = core_calloc(nfiles + 1, sizeof(*files));

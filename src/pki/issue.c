@@ -241,8 +241,9 @@ static int issue_for_key(struct pki *p, EVP_PKEY *pub, const struct pki_issue_re
                                                                         err)))
         goto out;
     int64_t life = req->lifetime_ms > 0 ? req->lifetime_ms : p->default_lifetime_ms;
-    if (req->lifetime_ms < 0 || life > PKI_MAX_LIFETIME_MS || life < 60 * 1000) {
-        rc = core_err_set(err, CORE_E_INVAL, "the lifetime must be 1 minute to 398 days");
+    /* short-lived service certificates (deploy's --cert-lifetime) may go down to 10 seconds */
+    if (req->lifetime_ms < 0 || life > PKI_MAX_LIFETIME_MS || life < 10 * 1000) {
+        rc = core_err_set(err, CORE_E_INVAL, "the lifetime must be 10 seconds to 398 days");
         goto out;
     }
     pthread_mutex_lock(&p->lock);

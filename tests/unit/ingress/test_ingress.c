@@ -24,6 +24,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
 #include "core/core.h"
 #include "ingress/ingress.h"
 #include "ingress/ingress_int.h"
@@ -777,12 +782,183 @@ static void test_hostile_health_path_refused(void **state)
     assert_int_equal(ingress_check_health_path("/healthz?full=1&x=a%20b", &err), 0);
 }
 
+
+/* ---- TLS ----------------------------------------------------------------------------------- */
+
+/* A self-signed EC certificate for `name` with serial `serial`: PEM of cert then key (malloc). */
+static char *make_cert(const char *name, long serial)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    assert_non_null(key);
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)name, -1, -1, 0);
+    X509_set_issuer_name(x, n);
+    X509_set_pubkey(x, key);
+    char san[300];
+    snprintf(san, sizeof(san), "DNS:%s", name);
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san);
+    assert_non_null(ext);
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    BIO *b = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(b, x);
+    PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL);
+    char *data = NULL;
+    long len = BIO_get_mem_data(b, &data);
+    char *out = malloc((size_t)len + 1);
+    assert_non_null(out);
+    memcpy(out, data, (size_t)len);
+    out[len] = 0;
+    BIO_free(b);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return out;
+}
+
+/* The serial of the certificate served on port for SNI `sni` (openssl s_client, no
+ * verification: the certificate itself is what is checked), and, when body is given, the body
+ * of GET https://sni:port/ (curl -k). -1 when nothing answered. */
+static long tls_serial(int port, const char *sni, char *body, size_t bodysz)
+{
+    char cmd[512], out[256] = "";
+    snprintf(cmd, sizeof(cmd),
+             "openssl s_client -connect 127.0.0.1:%d -servername %s </dev/null 2>/dev/null | "
+             "openssl x509 -noout -serial 2>/dev/null",
+             port, sni);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = 0;
+    pclose(p);
+    const char *eq = strstr(out, "serial=");
+    long serial = eq ? strtol(eq + 7, NULL, 16) : -1;
+    if (body) {
+        snprintf(cmd, sizeof(cmd), "curl -sk -m 5 --resolve %s:%d:127.0.0.1 https://%s:%d/", sni,
+                 port, sni, port);
+        p = popen(cmd, "r");
+        assert_non_null(p);
+        n = fread(body, 1, bodysz - 1, p);
+        body[n] = 0;
+        pclose(p);
+    }
+    return serial;
+}
+
+static void start_tls(struct fixture *f, int tls_port, const char *default_pem, bool adopt)
+{
+    if (!have_haproxy()) {
+        print_message("skipped: haproxy is not installed\n");
+        skip();
+    }
+    if (!f->port)
+        f->port = free_port();
+    struct ingress_config cfg = {.data_dir = f->dir, .listen_port = f->port, .max_servers = 4,
+                                 .detach = adopt, .adopt = adopt, .tls_port = tls_port,
+                                 .tls_default_pem = default_pem};
+    struct core_err err = {0};
+    f->ing = ingress_start(&cfg, &err);
+    if (!f->ing)
+        print_message("ingress_start: %s\n", err.msg);
+    assert_non_null(f->ing);
+}
+
+static void test_tls_runtime_cert_update(void **state)
+{
+    struct fixture *f = *state;
+    struct core_err err = {0};
+    struct backend b;
+    char *def = make_cert("default.test", 1), *c1 = make_cert("svc.test", 100),
+         *c2 = make_cert("svc.test", 101);
+    int tport = free_port();
+    start_tls(f, tport, def, false);
+    assert_int_equal(ingress_tls_port(f->ing), tport);
+    backend_start(&b, "hello", true);
+    const char *paths[] = {"/"};
+    assert_int_equal(route_simple(f->ing, "svc", "svc.test", paths, 1, &err), 0);
+    char slot[16];
+    assert_int_equal(ingress_server_add(f->ing, "svc", "127.0.0.1", b.port, slot, sizeof(slot),
+                                        &err), 0);
+    assert_true(wait_health(f->ing, "svc", slot, true));
+    /* only the default certificate so far */
+    assert_int_equal(tls_serial(tport, "svc.test", NULL, 0), 1);
+
+    char dir[128], file[160];
+    snprintf(dir, sizeof(dir), "%s/certs", f->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(file, sizeof(file), "%s/svc.pem", dir);
+    const char *sni[] = {"svc.test"};
+    pid_t master = ingress_master_pid(f->ing);
+    long worker = show_info_pid(f->ing);
+    int rc = ingress_tls_cert_set(f->ing, file, c1, sni, 1, &err);
+    if (rc)
+        print_message("tls_cert_set: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    char body[256];
+    assert_int_equal(tls_serial(tport, "svc.test", body, sizeof(body)), 100);
+    assert_string_equal(body, "hello");
+    assert_int_equal(tls_serial(tport, "other.test", NULL, 0), 1); /* no match: default */
+    assert_true(file_has(file, "BEGIN PRIVATE KEY"));
+    char list[160];
+    snprintf(list, sizeof(list), "%s/ingress/crt-list", f->dir);
+    assert_true(file_has(list, "svc.pem svc.test"));
+
+    /* a renewal: in memory through the Runtime API, no reload */
+    assert_int_equal(ingress_tls_cert_set(f->ing, file, c2, sni, 1, &err), 0);
+    assert_int_equal(tls_serial(tport, "svc.test", NULL, 0), 101);
+    assert_int_equal(show_info_pid(f->ing), worker);
+    assert_int_equal(ingress_master_pid(f->ing), master);
+    /* hostile input is refused before anything is written */
+    const char *bad[] = {"svc.test crt"};
+    assert_int_equal(ingress_tls_cert_set(f->ing, file, c1, bad, 1, &err), CORE_E_INVAL);
+    assert_int_equal(ingress_tls_cert_set(f->ing, "rel/x.pem", c1, sni, 1, &err), CORE_E_INVAL);
+    assert_int_equal(ingress_tls_cert_set(f->ing, file, "-----BEGIN X\n\nY\n", sni, 1, &err),
+                     CORE_E_INVAL);
+    assert_int_equal(tls_serial(tport, "svc.test", NULL, 0), 101);
+
+    /* a reload (a structural change) serves the files on disk */
+    const char *paths2[] = {"/", "/api"};
+    assert_int_equal(route_simple(f->ing, "svc", "svc.test", paths2, 2, &err), 0);
+    assert_true(show_info_pid(f->ing) != worker);
+    assert_int_equal(tls_serial(tport, "svc.test", NULL, 0), 101);
+    worker = show_info_pid(f->ing);
+
+    /* the default certificate too, and removal falls back to it */
+    char *def2 = make_cert("default.test", 2);
+    assert_int_equal(ingress_tls_default_set(f->ing, def2, &err), 0);
+    assert_int_equal(tls_serial(tport, "other.test", NULL, 0), 2);
+    assert_int_equal(ingress_tls_cert_remove(f->ing, file, &err), 0);
+    assert_int_equal(tls_serial(tport, "svc.test", NULL, 0), 2);
+    assert_int_equal(access(file, F_OK), -1);
+    assert_false(file_has(list, "svc.pem"));
+    assert_int_equal(ingress_tls_cert_remove(f->ing, file, &err), CORE_E_NOTFOUND);
+    /* and added again after a removal */
+    assert_int_equal(ingress_tls_cert_set(f->ing, file, c1, sni, 1, &err), 0);
+    assert_int_equal(tls_serial(tport, "svc.test", NULL, 0), 100);
+    assert_int_equal(show_info_pid(f->ing), worker);
+    assert_int_equal(ingress_master_pid(f->ing), master);
+    backend_stop(&b);
+    free(def);
+    free(def2);
+    free(c1);
+    free(c2);
+}
+
 int main(void)
 {
     core_log_set_level(CORE_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cfg_render_and_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_socket_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_runtime_cert_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_route_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_add_drain_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unhealthy_gets_no_traffic, setup, teardown),
