@@ -105,6 +105,7 @@ int cli_cmd_token(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_login(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_whoami(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_audit(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_cost(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_completion(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_version(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_build(struct cli_ctx *ctx, int argc, char **argv);

@@ -45,6 +45,8 @@ const struct cli_command cli_commands[] = {
      "apply list show delete check exceptions report scan decisions"},
     {"ca", cli_cmd_ca, "the internal certificate authority: issue, list, revoke, CRL",
      "init list show issue revoke crl export-root-key"},
+    {"cost", cli_cmd_cost, "billing: import cost exports, report spend by team/service/env",
+     "import report"},
     {"completion", cli_cmd_completion, "print a shell completion script (bash)", "bash"},
     {"version", cli_cmd_version, "print the version", ""},
     {NULL, NULL, NULL, NULL},
