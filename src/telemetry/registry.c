@@ -17,6 +17,7 @@ const struct tel_transform_ops *const tel_transforms[] = {
     &tel_transform_enrich,
     &tel_transform_redact,
     &tel_transform_sample,
+    &tel_transform_sigma,
     NULL,
 };
 

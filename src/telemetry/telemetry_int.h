@@ -45,6 +45,7 @@ extern const struct tel_sink_ops tel_sink_elasticsearch;
 extern const struct tel_transform_ops tel_transform_enrich;
 extern const struct tel_transform_ops tel_transform_redact;
 extern const struct tel_transform_ops tel_transform_sample;
+extern const struct tel_transform_ops tel_transform_sigma; /* transform_sigma.c */
 
 /* Looks a component up by type. NULL when unknown. */
 const struct tel_source_ops *tel_source_find(const char *type);
