@@ -809,7 +809,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         r->out_type = "text/plain; version=0.0.4";
         if (api_metrics_render(&srv->metrics, &r->out) ||
             (srv->ctx.telemetry && tel_engine_metrics(srv->ctx.telemetry, &r->out)) ||
-            (srv->ctx.deploy && deploy_metrics(srv->ctx.deploy, &r->out)))
+            (srv->ctx.deploy && deploy_metrics(srv->ctx.deploy, &r->out)) ||
+            (srv->ctx.pki && pki_metrics(srv->ctx.pki, &r->out)))
             r->status = 503;
         return finish(r, c);
     }

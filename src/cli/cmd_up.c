@@ -317,7 +317,7 @@ static int run_server(const struct server_opts *o)
     }
     struct portal_deps pdeps = {.st = st, .cat = cat, .runner = runner, .data_dir = o->data_dir,
                                 .registry = reg, .signer = signer, .deploy = dc,
-                                .policy = pol};
+                                .policy = pol, .pki = pki};
     if (!(portal = portal_new(&pdeps, &err))) {
         cli_error("%s", err.msg);
         goto out;

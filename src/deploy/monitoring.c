@@ -228,7 +228,44 @@ static int render_rules(struct deploy_controller *dc, json_t *snapshot, const ch
                                "          severity: page\n"
                                "        annotations:\n"
                                "          summary: 'the pave server at {{ $labels.instance }} "
-                               "is down'\n");
+                               "is down'\n"
+                               /* certificates of the internal CA (pki_metrics): renewal is due
+                                * at two thirds of the lifetime, so a sixth left means it was
+                                * missed; long-lived ones get a week's notice */
+                               "      - alert: PaveCertificateNotRenewed\n"
+                               "        expr: |\n"
+                               "          (pave_certificate_expiry_timestamp_seconds{job=\"" PAVE_JOB
+                               "\"} - time())\n"
+                               "          <\n"
+                               "          (pave_certificate_expiry_timestamp_seconds{job=\"" PAVE_JOB
+                               "\"} - pave_certificate_not_before_timestamp_seconds{job=\"" PAVE_JOB
+                               "\"}) / 6\n"
+                               "        for: 5m\n"
+                               "        labels:\n"
+                               "          severity: page\n"
+                               "        annotations:\n"
+                               "          summary: 'certificate {{ $labels.serial }} of "
+                               "{{ $labels.owner }} was not renewed'\n"
+                               "          description: 'It expires in {{ $value | "
+                               "humanizeDuration }}, less than a sixth of its lifetime; it "
+                               "should have been renewed at two thirds. See /ca in the "
+                               "portal.'\n"
+                               "      - alert: PaveCertificateExpiringSoon\n"
+                               "        expr: |\n"
+                               "          (pave_certificate_expiry_timestamp_seconds{job=\"" PAVE_JOB
+                               "\"} - time()) < 7 * 86400\n"
+                               "          and\n"
+                               "          (pave_certificate_expiry_timestamp_seconds{job=\"" PAVE_JOB
+                               "\"} - pave_certificate_not_before_timestamp_seconds{job=\"" PAVE_JOB
+                               "\"}) > 30 * 86400\n"
+                               "        for: 5m\n"
+                               "        labels:\n"
+                               "          severity: ticket\n"
+                               "        annotations:\n"
+                               "          summary: 'certificate {{ $labels.serial }} of "
+                               "{{ $labels.owner }} expires within 7 days'\n"
+                               "          description: 'It expires in {{ $value | "
+                               "humanizeDuration }}. Renew or replace it (pave ca issue).'\n");
     const char *key;
     json_t *t;
     size_t groups = 0;

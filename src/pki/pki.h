@@ -105,6 +105,14 @@ json_t *pki_list(struct pki *p, const char *owner_prefix, const char *state,
                  int64_t expiring_within_ms, struct core_err *err);
 json_t *pki_show(struct pki *p, const char *serial, struct core_err *err);
 
+/* Appends the inventory's Prometheus metrics (text format 0.0.4) to out:
+ * pave_certificate_expiry_timestamp_seconds{serial,owner} and
+ * pave_certificate_not_before_timestamp_seconds{serial,owner} for every valid, unexpired
+ * certificate, and pave_certificates_total{state} (valid, expired, revoked). metrics.c; the
+ * alert rules that use them are in docs/monitoring.md.
+ * returns: 0, or CORE_E_NOMEM / CORE_E_TOO_BIG / the store's error. */
+int pki_metrics(struct pki *p, struct core_buf *out);
+
 /* ---- ACME server (acme.c, RFC 8555; docs/pki.md "ACME") ----
  *
  * Served by the API server under /acme/ without a platform token: every POST is a JWS signed by

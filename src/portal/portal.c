@@ -28,11 +28,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "artifact/artifact.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "ci/ci.h"
 #include "deploy/deploy.h"
+#include "pki/pki.h"
 #include "policy/policy.h"
 #include "store/store.h"
 #include "telemetry/telemetry.h"
@@ -67,6 +71,7 @@ struct portal {
     struct artifact_signer *signer; /* set together with registry */
     struct deploy_controller *deploy; /* may be NULL: deployments are not enabled */
     struct policy_engine *policy;     /* may be NULL: policy is not enabled */
+    struct pki *pki;                  /* may be NULL: the CA is not initialized */
 };
 
 /* State of one request. */
@@ -85,7 +90,7 @@ struct page {
     char csrf[65];
     char *form;              /* NUL-terminated copy of the request body, or NULL */
     const char *nav;         /* current nav item: "catalog", "create", "teams", "compliance",
-                              * "audit" */
+                              * "ca", "audit" */
     int refresh;             /* > 0: the page reloads itself after this many seconds */
     const char *refresh_url; /* ... at this address (attribute-safe), NULL: the same one */
 };
@@ -229,6 +234,11 @@ static const char pave_css[] =
     ".rule-card{margin:0 0 1rem}\n"
     "textarea{font:inherit;padding:.45rem .6rem;border:1px solid #c3ccd7;border-radius:6px;"
     "min-height:6rem}\n"
+    ".cert-valid{background:#e3f4e8;color:#1b6b34}.cert-expired{background:#eef1f5;"
+    "color:var(--muted)}.cert-revoked{background:#fdecea;color:#9c2118}"
+    ".cert-soon{background:#fff3dc;color:#8a5a00}\n"
+    "tr.cert-expiring{background:#fffbe6}\n"
+    ".cert-subject{overflow-wrap:anywhere}\n"
     "@media (max-width:700px){.facts{grid-template-columns:1fr}.top{flex-wrap:wrap}}\n";
 
 /* ---- writers with a sticky error ---------------------------------------------------------- */
@@ -395,6 +405,7 @@ static void page_begin(struct page *pg, int status, const char *title)
         nav_item(pg, "create", "/create", "Create a service");
         nav_item(pg, "teams", "/teams", "Teams");
         nav_item(pg, "compliance", "/compliance", "Compliance");
+        nav_item(pg, "ca", "/ca", "Certificates");
         nav_item(pg, "audit", "/audit", "Audit");
         out_s(pg, "</nav>\n<div class=\"user\"><span id=\"user\">");
         out_h(pg, pg->who.user);
@@ -5002,6 +5013,412 @@ out:
     return rc;
 }
 
+/* ---- certificates: the internal CA and its inventory ----------------------------------------
+ *
+ * /ca shows the CA (root and intermediate, read from the PEM the CA serves) and the inventory
+ * (pki_list) with owner prefix / state / "expiring within" filters; /ca/certificates/SERIAL one
+ * certificate (pki_show). Subjects, SANs and owners come from CSRs and deploy requests, so they
+ * are escaped like every other stored string. A certificate is "expiring soon" when less than a
+ * third of its lifetime is left: service certificates are renewed at two thirds, so one of those
+ * still listed as valid missed its renewal. */
+
+#define CA_FILTER_MAX 128
+
+static int ca_off(struct page *pg)
+{
+    page_reset(pg);
+    pg->nav = "ca";
+    page_begin(pg, 503, "Certificates");
+    out_s(pg, "<section class=\"error card\" id=\"ca-off\">\n<p class=\"code\">503</p>\n"
+              "<h1>The certificate authority is not initialized</h1>\n"
+              "<p>This server has no internal CA yet, so there are no certificates to show. "
+              "Create one on the server, then restart it:</p>\n"
+              "<pre class=\"log\" id=\"ca-init\">pave ca init</pre>\n"
+              "<p>See docs/pki.md.</p>\n</section>\n");
+    page_end(pg);
+    return pg->rc;
+}
+
+/* "2024-05-01T12:34:56.789Z" (core_time_format) to unix ms; false when it is not that shape. */
+static bool iso_ms(const char *s, int64_t *out)
+{
+    struct tm tm = {0};
+    const char *rest = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!rest)
+        return false;
+    int64_t frac = 0;
+    if (*rest == '.') {
+        int digits = 0;
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++)
+            if (digits++ < 3)
+                frac = frac * 10 + (*rest - '0');
+        while (digits > 0 && digits < 3)
+            frac *= 10, digits++;
+    }
+    if (*rest != 'Z' || rest[1])
+        return false;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return false;
+    *out = (int64_t)t * 1000 + frac;
+    return true;
+}
+
+/* A span of time as "3d 4h", "5h 12m", "12m" or "40s". */
+static void out_span(struct page *pg, int64_t ms)
+{
+    int64_t s = ms / 1000;
+    if (s >= 86400)
+        out_f(pg, "%lldd %lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+    else if (s >= 3600)
+        out_f(pg, "%lldh %lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+    else if (s >= 60)
+        out_f(pg, "%lldm", (long long)(s / 60));
+    else
+        out_f(pg, "%llds", (long long)s);
+}
+
+/* Whether a certificate (a pki_list item) is valid with less than a third of its life left. */
+static bool cert_expiring_soon(const json_t *c, int64_t now)
+{
+    int64_t nb, na;
+    const char *state = jstr(c, "state");
+    if (!state || strcmp(state, "valid") || !iso_ms(jstr(c, "not_before"), &nb) ||
+        !iso_ms(jstr(c, "not_after"), &na) || na <= nb)
+        return false;
+    return (na - now) * 3 < na - nb;
+}
+
+/* The state badge of a certificate: valid, expired, revoked. */
+static void cert_state(struct page *pg, const char *state)
+{
+    bool known = state && (strcmp(state, "valid") == 0 || strcmp(state, "expired") == 0 ||
+                           strcmp(state, "revoked") == 0);
+    out_s(pg, "<span class=\"state");
+    if (known) {
+        out_s(pg, " cert-");
+        out_s(pg, state);
+    }
+    out_s(pg, "\">");
+    out_hd(pg, state);
+    out_s(pg, "</span>");
+}
+
+/* Time left of a certificate: "3d 4h", or "expired" / "revoked"; soon adds the warning badge. */
+static void cert_time_left(struct page *pg, const json_t *c, int64_t now, bool soon)
+{
+    int64_t na;
+    const char *state = jstr(c, "state");
+    if (state && strcmp(state, "revoked") == 0) {
+        out_s(pg, "<span class=\"muted\">revoked</span>");
+        return;
+    }
+    if (!iso_ms(jstr(c, "not_after"), &na)) {
+        out_hd(pg, NULL);
+        return;
+    }
+    if (na <= now) {
+        out_s(pg, "<span class=\"bad\">expired</span>");
+        return;
+    }
+    out_span(pg, na - now);
+    if (soon)
+        out_s(pg, " <span class=\"state cert-soon\">expiring soon</span>");
+}
+
+/* One CA certificate (X509 from PEM text) as a card: subject, not after. */
+static void ca_cert_card(struct page *pg, const char *id, const char *label, X509 *x)
+{
+    out_s(pg, "<div class=\"card\" id=\"");
+    out_s(pg, id);
+    out_s(pg, "\">\n<h3>");
+    out_s(pg, label);
+    out_s(pg, "</h3>\n<dl class=\"facts\">");
+    if (!x) {
+        out_s(pg, "<dt>Subject</dt><dd><span class=\"muted\">unreadable</span></dd></dl>\n"
+                  "</div>\n");
+        return;
+    }
+    char subject[512] = "";
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio && X509_NAME_print_ex(bio, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
+        int n = BIO_read(bio, subject, (int)sizeof(subject) - 1);
+        subject[n > 0 ? n : 0] = 0;
+    }
+    BIO_free(bio);
+    out_s(pg, "<dt>Subject</dt><dd class=\"mono ca-subject\">");
+    out_hd(pg, subject);
+    out_s(pg, "</dd><dt>Not after</dt><dd>");
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) {
+        char ts[40];
+        core_time_format((int64_t)timegm(&tm) * 1000, ts, sizeof(ts));
+        out_time(pg, ts);
+        int64_t left = (int64_t)timegm(&tm) * 1000 - core_now_ms();
+        out_s(pg, " <span class=\"muted\">(");
+        if (left > 0)
+            out_span(pg, left);
+        else
+            out_s(pg, "expired");
+        out_s(pg, ")</span>");
+    } else {
+        out_hd(pg, NULL);
+    }
+    out_s(pg, "</dd></dl>\n</div>\n");
+}
+
+/* The first certificate of a PEM text (NULL when there is none). */
+static X509 *pem_first(const char *pem)
+{
+    BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return x;
+}
+
+static void ca_section(struct page *pg)
+{
+    X509 *inter = pem_first(pki_chain_pem(pg->p->pki)); /* the chain starts with it */
+    X509 *root = pem_first(pki_root_pem(pg->p->pki));
+    out_s(pg, "<section id=\"ca\">\n<h2>Certificate authority</h2>\n<div class=\"totals\">\n");
+    ca_cert_card(pg, "ca-root", "Root", root);
+    ca_cert_card(pg, "ca-intermediate", "Intermediate (signs every certificate)", inter);
+    out_s(pg, "</div>\n<p class=\"actions\" id=\"ca-downloads\">"
+              "<a class=\"button secondary\" href=\"/pki/ca.pem\">Root (ca.pem)</a>"
+              "<a class=\"button secondary\" href=\"/pki/chain.pem\">Chain (chain.pem)</a>"
+              "<a class=\"button secondary\" href=\"/pki/crl.pem\">CRL (crl.pem)</a></p>\n"
+              "</section>\n");
+    X509_free(inter);
+    X509_free(root);
+}
+
+struct ca_query {
+    char owner[CA_FILTER_MAX];
+    char state[16];
+    char expiring[32];
+    int64_t expiring_ms;
+};
+
+/* returns: 0, or CORE_E_INVAL with *problem set to a user-facing message. */
+static int ca_query_parse(struct page *pg, struct ca_query *q, const char **problem)
+{
+    *problem = "The filters could not be read.";
+    if (form_value(pg->req->query, "owner", q->owner, sizeof(q->owner)) ||
+        form_value(pg->req->query, "state", q->state, sizeof(q->state)) ||
+        form_value(pg->req->query, "expiring", q->expiring, sizeof(q->expiring)))
+        return CORE_E_INVAL;
+    if (q->state[0] && strcmp(q->state, "valid") && strcmp(q->state, "expired") &&
+        strcmp(q->state, "revoked")) {
+        *problem = "Unknown state: use valid, expired or revoked.";
+        return CORE_E_INVAL;
+    }
+    q->expiring_ms = 0;
+    if (q->expiring[0] &&
+        (core_parse_duration_ms(q->expiring, &q->expiring_ms) || q->expiring_ms <= 0)) {
+        *problem = "\"Expiring within\" must be a duration such as 24h or 7d.";
+        return CORE_E_INVAL;
+    }
+    return 0;
+}
+
+static void ca_state_option(struct page *pg, const char *value, const char *label,
+                            const char *selected)
+{
+    out_s(pg, "<option value=\"");
+    out_s(pg, value);
+    out_s(pg, "\"");
+    if (strcmp(value, selected) == 0)
+        out_s(pg, " selected");
+    out_s(pg, ">");
+    out_s(pg, label);
+    out_s(pg, "</option>");
+}
+
+static void cert_row(struct page *pg, const json_t *c, int64_t now)
+{
+    const char *serial = jstr(c, "serial");
+    bool soon = cert_expiring_soon(c, now);
+    out_s(pg, soon ? "<tr class=\"cert-row cert-expiring\">" : "<tr class=\"cert-row\">");
+    out_s(pg, "<td class=\"mono\">");
+    if (serial)
+        out_short(pg, serial, 16, NULL);
+    out_s(pg, "</td><td><div class=\"cert-subject\">");
+    if (serial) {
+        out_s(pg, "<a href=\"/ca/certificates/");
+        out_u(pg, serial);
+        out_s(pg, "\">");
+        out_hd(pg, jstr(c, "subject"));
+        out_s(pg, "</a>");
+    } else {
+        out_hd(pg, jstr(c, "subject"));
+    }
+    out_s(pg, "</div>");
+    size_t i;
+    const json_t *san;
+    json_array_foreach (jget(c, "sans"), i, san) {
+        if (!json_is_string(san))
+            continue;
+        out_s(pg, "<span class=\"chip\">");
+        out_h(pg, json_string_value(san));
+        out_s(pg, "</span>");
+    }
+    out_s(pg, "</td><td class=\"cert-owner\">");
+    out_hd(pg, jstr(c, "owner"));
+    out_s(pg, "</td><td>");
+    out_hd(pg, jstr(c, "profile"));
+    out_s(pg, "</td><td>");
+    cert_state(pg, jstr(c, "state"));
+    out_s(pg, "</td><td>");
+    out_time(pg, jstr(c, "not_after"));
+    out_s(pg, "</td><td class=\"cert-left\">");
+    cert_time_left(pg, c, now, soon);
+    out_s(pg, "</td></tr>\n");
+}
+
+/* GET /ca?owner=&state=&expiring= */
+static int ca_page(struct page *pg)
+{
+    struct ca_query q;
+    const char *problem;
+    if (!pg->p->pki)
+        return ca_off(pg);
+    if (ca_query_parse(pg, &q, &problem))
+        return bad_request(pg, problem);
+    struct core_err e = {0};
+    json_t *list = pki_list(pg->p->pki, q.owner, q.state, q.expiring_ms, &e);
+    if (!list) {
+        if (e.code == CORE_E_INVAL)
+            return bad_request(pg, "The filters could not be used.");
+        pg->err = e;
+        return e.code ? e.code : CORE_E_NOMEM;
+    }
+    int64_t now = core_now_ms();
+    pg->nav = "ca";
+    page_begin(pg, 200, "Certificates");
+    out_s(pg, "<h1>Certificates</h1>\n<p class=\"lead\">The platform's internal certificate "
+              "authority and every certificate it issued. Service certificates are renewed at "
+              "two thirds of their lifetime; rows marked <span class=\"state cert-soon\">"
+              "expiring soon</span> have less than a third left.</p>\n");
+    ca_section(pg);
+    out_s(pg, "<h2>Inventory</h2>\n<form id=\"ca-filters\" class=\"filters\" method=\"get\" "
+              "action=\"/ca\">\n<label class=\"visually-hidden\" for=\"owner\">Owner</label>"
+              "<input id=\"owner\" name=\"owner\" placeholder=\"Owner prefix (service:, acme:, "
+              "user:)\" value=\"");
+    out_h(pg, q.owner);
+    out_s(pg, "\">\n<label class=\"visually-hidden\" for=\"state\">State</label>"
+              "<select id=\"state\" name=\"state\">");
+    ca_state_option(pg, "", "Any state", q.state);
+    ca_state_option(pg, "valid", "Valid", q.state);
+    ca_state_option(pg, "expired", "Expired", q.state);
+    ca_state_option(pg, "revoked", "Revoked", q.state);
+    out_s(pg, "</select>\n<label for=\"expiring\">Expiring within</label>"
+              "<input id=\"expiring\" name=\"expiring\" size=\"6\" placeholder=\"7d\" value=\"");
+    out_h(pg, q.expiring);
+    out_s(pg, "\">\n<button type=\"submit\">Filter</button>");
+    if (q.owner[0] || q.state[0] || q.expiring[0])
+        out_s(pg, "<a class=\"clear\" href=\"/ca\">Clear</a>");
+    out_s(pg, "\n</form>\n");
+    const json_t *items = jget(list, "items");
+    int64_t total = 0;
+    jint(list, "total", &total);
+    out_f(pg, "<p class=\"count\" id=\"cert-count\">%lld certificate%s", (long long)total,
+          total == 1 ? "" : "s");
+    if ((int64_t)json_array_size(items) < total)
+        out_f(pg, ", the first %zu shown", json_array_size(items));
+    out_s(pg, "</p>\n<table id=\"certificates\">\n<thead><tr><th>Serial</th>"
+              "<th>Subject / SANs</th><th>Owner</th><th>Profile</th><th>State</th>"
+              "<th>Not after</th><th>Time left</th></tr></thead>\n<tbody>\n");
+    size_t i;
+    const json_t *c;
+    json_array_foreach (items, i, c)
+        cert_row(pg, c, now);
+    if (json_array_size(items) == 0)
+        out_s(pg, "<tr><td colspan=\"7\" class=\"empty\">No certificate matches.</td></tr>\n");
+    out_s(pg, "</tbody>\n</table>\n");
+    page_end(pg);
+    json_decref(list);
+    return pg->rc;
+}
+
+/* GET /ca/certificates/SERIAL */
+static int cert_page(struct page *pg, const char *serial)
+{
+    if (!pg->p->pki)
+        return ca_off(pg);
+    struct core_err e = {0};
+    json_t *c = pki_show(pg->p->pki, serial, &e);
+    if (!c) {
+        if (e.code == CORE_E_NOTFOUND || e.code == CORE_E_INVAL)
+            return not_found(pg);
+        pg->err = e;
+        return e.code ? e.code : CORE_E_NOMEM;
+    }
+    int64_t now = core_now_ms(), nb, na;
+    bool soon = cert_expiring_soon(c, now);
+    const char *sn = jstr(c, "serial");
+    pg->nav = "ca";
+    page_begin(pg, 200, "Certificate");
+    out_s(pg, "<p class=\"crumbs\"><a href=\"/ca\">Certificates</a> / <span class=\"mono\">");
+    out_h(pg, sn);
+    out_s(pg, "</span></p>\n<h1 id=\"cert-subject\">");
+    out_hd(pg, jstr(c, "subject"));
+    out_s(pg, " ");
+    cert_state(pg, jstr(c, "state"));
+    out_s(pg, "</h1>\n<div class=\"card\">\n<dl class=\"facts\" id=\"cert-facts\">\n"
+              "<dt>Serial</dt><dd class=\"mono\" id=\"cert-serial\">");
+    out_h(pg, sn);
+    out_s(pg, "</dd>\n<dt>Names (SANs)</dt><dd id=\"cert-sans\">");
+    size_t i;
+    const json_t *san;
+    json_array_foreach (jget(c, "sans"), i, san) {
+        if (!json_is_string(san))
+            continue;
+        out_s(pg, "<span class=\"chip\">");
+        out_h(pg, json_string_value(san));
+        out_s(pg, "</span>");
+    }
+    if (!json_array_size(jget(c, "sans")))
+        out_hd(pg, NULL);
+    out_s(pg, "</dd>\n<dt>Owner</dt><dd id=\"cert-owner\">");
+    out_hd(pg, jstr(c, "owner"));
+    out_s(pg, "</dd>\n<dt>Profile</dt><dd>");
+    out_hd(pg, jstr(c, "profile"));
+    out_s(pg, "</dd>\n<dt>Key</dt><dd>");
+    out_hd(pg, jstr(c, "key_type"));
+    out_s(pg, "</dd>\n<dt>Not before</dt><dd>");
+    out_time(pg, jstr(c, "not_before"));
+    out_s(pg, "</dd>\n<dt>Not after</dt><dd>");
+    out_time(pg, jstr(c, "not_after"));
+    out_s(pg, "</dd>\n<dt>Lifetime</dt><dd>");
+    if (iso_ms(jstr(c, "not_before"), &nb) && iso_ms(jstr(c, "not_after"), &na) && na > nb)
+        out_span(pg, na - nb);
+    else
+        out_hd(pg, NULL);
+    out_s(pg, "</dd>\n<dt>Time left</dt><dd id=\"cert-left\">");
+    cert_time_left(pg, c, now, soon);
+    out_s(pg, "</dd>\n");
+    if (jstr(c, "revoked_at")) {
+        out_s(pg, "<dt>Revoked</dt><dd id=\"cert-revoked\">");
+        out_time(pg, jstr(c, "revoked_at"));
+        out_s(pg, " <span class=\"muted\">");
+        out_h(pg, jstr(c, "reason"));
+        out_s(pg, "</span></dd>\n");
+    }
+    out_s(pg, "</dl>\n</div>\n");
+    const char *state = jstr(c, "state");
+    if (state && strcmp(state, "valid") == 0) {
+        out_s(pg, "<p class=\"muted\">Revoke it on the server with <code>pave ca revoke ");
+        out_shell_word(pg, sn);
+        out_s(pg, "</code>.</p>\n");
+    }
+    out_s(pg, "<h2>Certificate (PEM)</h2>\n<pre class=\"log\" id=\"cert-pem\">");
+    out_h(pg, jstr(c, "cert_pem"));
+    out_s(pg, "</pre>\n");
+    page_end(pg);
+    json_decref(c);
+    return pg->rc;
+}
+
 /* ---- teams and audit pages ------------------------------------------------------------------- */
 
 static int team_row(void *arg, const struct catalog_team *t)
@@ -5120,7 +5537,8 @@ static int route(struct page *pg)
                  strcmp(path, "/create") == 0 || strncmp(path, "/services/", 10) == 0 ||
                  strncmp(path, "/runs/", 6) == 0 || strcmp(path, "/compliance") == 0 ||
                  strcmp(path, "/compliance.csv") == 0 || strcmp(path, "/compliance.json") == 0 ||
-                 strncmp(path, "/policy/decisions/", 18) == 0;
+                 strncmp(path, "/policy/decisions/", 18) == 0 || strcmp(path, "/ca") == 0 ||
+                 strncmp(path, "/ca/certificates/", 17) == 0;
     if (!known)
         return not_found(pg);
 
@@ -5173,6 +5591,14 @@ static int route(struct page *pg)
     }
     if (!pg->is_get)
         return method_not_allowed(pg);
+    if (strcmp(path, "/ca") == 0)
+        return ca_page(pg);
+    if (strncmp(path, "/ca/certificates/", 17) == 0) {
+        const char *serial = path + 17;
+        if (!*serial || strchr(serial, '/') || strlen(serial) >= 64)
+            return not_found(pg);
+        return cert_page(pg, serial);
+    }
     if (strcmp(path, "/compliance") == 0)
         return compliance_page(pg);
     if (strcmp(path, "/compliance.csv") == 0)
@@ -5232,6 +5658,7 @@ struct portal *portal_new(const struct portal_deps *deps, struct core_err *err)
     p->signer = deps->signer;
     p->deploy = deps->deploy;
     p->policy = deps->policy;
+    p->pki = deps->pki;
     return p;
 }
 

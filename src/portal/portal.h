@@ -22,6 +22,10 @@
  * this blocked": every failing rule with its remediation) and requests an exception for it; the
  * service page has a "Guard rails" section with the service's rows of the newest scan.
  *
+ * Certificates (src/pki): /ca shows the internal CA (root and intermediate, download links) and
+ * the certificate inventory with owner / state / "expiring within" filters, marking certificates
+ * with less than a third of their lifetime left; /ca/certificates/SERIAL shows one certificate.
+ *
  * Besides the catalog it shows pipeline runs (a service's runs, one run with its steps and log,
  * its artifact for download) and creates services from golden-path templates (src/template):
  * render, apply the manifest as the signed-in user, import the tree as the first commit of the
@@ -47,6 +51,7 @@ struct registry;
 struct artifact_signer;
 struct deploy_controller;
 struct policy_engine;
+struct pki;
 struct portal;
 struct json_t; /* jansson's json_t */
 
@@ -63,6 +68,7 @@ struct portal_deps {
                                        * not enabled and offers no rollback */
     struct policy_engine *policy;     /* may be NULL: the compliance pages say policy is not
                                        * enabled and the service page has no guard rails */
+    struct pki *pki;                  /* may be NULL: /ca answers 503 with `pave ca init` */
 };
 
 struct portal_request {

@@ -10,7 +10,10 @@
  * the filter parser, the Prometheus summing and the metrics section on hand-made inputs; the
  * guard rails (a policy engine over the same store: a small policy applied by an admin, a scan, a
  * gate decision): the compliance dashboard and its exports, the "why was this blocked" page, the
- * exception form and the service page's section.
+ * exception form and the service page's section; the certificate pages over a real CA created in
+ * the temp data dir (pki_init, a few certificates issued, one revoked): the inventory and its
+ * filters, the "expiring soon" mark, escaping, the detail page, the 503 without a CA; and the
+ * format of pki_metrics().
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +32,7 @@
 #include "catalog/catalog.h"
 #include "ci/ci.h"
 #include "core/core.h"
+#include "pki/pki.h"
 #include "policy/policy.h"
 #include "portal/portal.h"
 #include "store/store.h"
@@ -41,6 +45,7 @@ struct fx {
     struct catalog *cat;
     struct ci_runner *runner;
     struct policy_engine *pe;
+    struct pki *pki; /* opened by ca_open() in the certificate tests */
     struct portal *portal;
     char token[AUTH_TOKEN_LEN + 1];
     char session[80];
@@ -55,6 +60,7 @@ static int teardown(void **state)
     if (f->have_resp)
         core_buf_release(&f->resp.body);
     portal_free(f->portal);
+    pki_close(f->pki);
     policy_engine_free(f->pe);
     if (f->runner)
         ci_runner_stop(f->runner);
@@ -1911,6 +1917,279 @@ static void guard_rails_without_policy(void **state)
                         "scan,time,team,service,rule,severity,mode,outcome,message\r\n");
 }
 
+/* ---- certificates ---------------------------------------------------------------------------- */
+
+struct ca_certs {
+    struct pki_issued svc, user, revoked;
+};
+
+static void issue_one(struct fx *f, const char *dns, const char *owner, struct pki_issued *out)
+{
+    struct core_err err = {0};
+    const char *names[] = {dns};
+    struct pki_issue_request req = {.dns_names = names, .ndns = 1, .owner = owner,
+                                    .lifetime_ms = 24LL * 3600 * 1000};
+    if (pki_issue(f->pki, &req, PKI_KEY_EC_P256, out, &err))
+        fail_msg("pki_issue: %s", err.msg);
+}
+
+/* A CA in the fixture's data dir and a portal that uses it; three certificates, one revoked. */
+static void ca_open(struct fx *f, struct ca_certs *c, const char *user_owner)
+{
+    struct core_err err = {0};
+    struct pki_config cfg = {.data_dir = f->dir, .st = f->st};
+    if (pki_init(&cfg, "Unit <Org>", PKI_KEY_EC_P256, false, &err))
+        fail_msg("pki_init: %s", err.msg);
+    f->pki = pki_open(&cfg, &err);
+    if (!f->pki)
+        fail_msg("pki_open: %s", err.msg);
+    issue_one(f, "api.payments.internal", "service:payments-api", &c->svc);
+    issue_one(f, "eve.internal", user_owner, &c->user);
+    issue_one(f, "old.internal", "acme:account/7", &c->revoked);
+    assert_int_equal(pki_revoke(f->pki, c->revoked.serial, 1, &err), 0);
+    portal_free(f->portal);
+    struct portal_deps deps = {.st = f->st, .cat = f->cat, .runner = f->runner,
+                               .data_dir = f->dir, .policy = f->pe, .pki = f->pki};
+    f->portal = portal_new(&deps, &err);
+    assert_non_null(f->portal);
+}
+
+static void ca_certs_release(struct ca_certs *c)
+{
+    pki_issued_release(&c->svc);
+    pki_issued_release(&c->user);
+    pki_issued_release(&c->revoked);
+}
+
+/* The <tbody> of the inventory table (a pointer into the reply). */
+static const char *cert_rows(struct portal_response *r)
+{
+    const char *t = strstr(r->body.data, "<table id=\"certificates\">");
+    assert_non_null(t);
+    return t;
+}
+
+static void ca_page_lists_and_filters(void **state)
+{
+    struct fx *f = *state;
+    struct ca_certs c = {0};
+    struct portal_response *r;
+    ca_open(f, &c, "user:eve");
+    r = send_req(f, "GET", "/ca", NULL, NULL, NULL);
+    assert_int_equal(r->status, 303); /* signed-in users only */
+    sign_in(f);
+    r = send_req(f, "GET", "/ca", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *b = r->body.data;
+    assert_non_null(strstr(b, "<a href=\"/ca\" aria-current=\"page\">Certificates</a>"));
+    assert_non_null(strstr(b, "id=\"ca-root\""));
+    assert_non_null(strstr(b, "id=\"ca-intermediate\""));
+    /* the CA's subjects (RFC 2253, which backslash-escapes '<' and '>'), HTML-escaped */
+    assert_non_null(strstr(b, "CN=Unit \\&lt;Org\\&gt; Root CA,O=Unit \\&lt;Org\\&gt;"));
+    assert_non_null(strstr(b, "CN=Unit \\&lt;Org\\&gt; Intermediate CA"));
+    assert_null(strstr(b, "Unit <Org>"));
+    assert_non_null(strstr(b, "href=\"/pki/ca.pem\""));
+    assert_non_null(strstr(b, "href=\"/pki/chain.pem\""));
+    assert_non_null(strstr(b, "href=\"/pki/crl.pem\""));
+    assert_non_null(strstr(b, "id=\"cert-count\">3 certificates"));
+    const char *rows = cert_rows(r);
+    char link[128];
+    snprintf(link, sizeof(link), "href=\"/ca/certificates/%s\"", c.svc.serial);
+    assert_non_null(strstr(rows, link));
+    assert_non_null(strstr(rows, "<span class=\"chip\">api.payments.internal</span>"));
+    assert_non_null(strstr(rows, "service:payments-api"));
+    assert_non_null(strstr(rows, "<span class=\"state cert-revoked\">revoked</span>"));
+    assert_non_null(strstr(rows, "<span class=\"state cert-valid\">valid</span>"));
+    assert_null(strstr(rows, "cert-expiring")); /* fresh 24 h certificates */
+
+    r = send_req(f, "GET", "/ca", "owner=service%3A", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "id=\"cert-count\">1 certificate<"));
+    assert_non_null(strstr(cert_rows(r), "api.payments.internal"));
+    assert_null(strstr(cert_rows(r), "eve.internal"));
+    assert_non_null(strstr(r->body.data, "value=\"service:\""));
+
+    r = send_req(f, "GET", "/ca", "state=revoked", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "id=\"cert-count\">1 certificate<"));
+    assert_non_null(strstr(cert_rows(r), "old.internal"));
+    assert_non_null(strstr(r->body.data, "<option value=\"revoked\" selected>"));
+
+    r = send_req(f, "GET", "/ca", "expiring=7d", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "id=\"cert-count\">2 certificates"));
+    assert_null(strstr(cert_rows(r), "old.internal"));
+    r = send_req(f, "GET", "/ca", "expiring=1h", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "id=\"cert-count\">0 certificates"));
+    assert_non_null(strstr(r->body.data, "No certificate matches."));
+
+    r = send_req(f, "GET", "/ca", "expiring=soon", NULL, f->session);
+    assert_int_equal(r->status, 400);
+    r = send_req(f, "GET", "/ca", "state=bogus", NULL, f->session);
+    assert_int_equal(r->status, 400);
+
+    /* a certificate with less than a third of its lifetime left: move its start back 10 days */
+    struct store_value v[] = {STORE_V_TEXT(c.svc.serial)};
+    assert_int_equal(store_exec(f->st,
+                                "UPDATE pki_certs SET not_before_ms = not_before_ms - 864000000 "
+                                "WHERE serial = ?",
+                                v, 1, NULL, NULL),
+                     0);
+    r = send_req(f, "GET", "/ca", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *row = strstr(cert_rows(r), "<tr class=\"cert-row cert-expiring\">");
+    assert_non_null(row);
+    const char *end = strstr(row, "</tr>");
+    const char *svc = strstr(row, "api.payments.internal");
+    assert_true(svc && svc < end);
+    const char *soon = strstr(row, "expiring soon");
+    assert_true(soon && soon < end);
+    assert_int_equal(strstr(end, "cert-expiring") == NULL, true); /* only that one */
+    ca_certs_release(&c);
+}
+
+static void ca_page_escapes_owner(void **state)
+{
+    struct fx *f = *state;
+    struct ca_certs c = {0};
+    struct portal_response *r;
+    ca_open(f, &c, "user:<script>alert(1)</script>\"x");
+    sign_in(f);
+    r = send_req(f, "GET", "/ca", NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_null(strstr(r->body.data, "<script>"));
+    assert_non_null(strstr(r->body.data, "user:&lt;script&gt;alert(1)&lt;/script&gt;&quot;x"));
+    /* the filter value comes back escaped too */
+    r = send_req(f, "GET", "/ca", "owner=%22%3E%3Cscript%3E", NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_null(strstr(r->body.data, "<script>"));
+    assert_non_null(strstr(r->body.data, "value=\"&quot;&gt;&lt;script&gt;\""));
+    char path[128];
+    snprintf(path, sizeof(path), "/ca/certificates/%s", c.user.serial);
+    r = send_req(f, "GET", path, NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_null(strstr(r->body.data, "<script>"));
+    assert_non_null(strstr(r->body.data, "&lt;script&gt;"));
+    ca_certs_release(&c);
+}
+
+static void ca_certificate_detail(void **state)
+{
+    struct fx *f = *state;
+    struct ca_certs c = {0};
+    struct portal_response *r;
+    char path[128];
+    ca_open(f, &c, "user:eve");
+    sign_in(f);
+    snprintf(path, sizeof(path), "/ca/certificates/%s", c.svc.serial);
+    r = send_req(f, "GET", path, NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    const char *b = r->body.data;
+    assert_non_null(strstr(b, "<p class=\"crumbs\"><a href=\"/ca\">Certificates</a>"));
+    char want[128];
+    snprintf(want, sizeof(want), "id=\"cert-serial\">%s<", c.svc.serial);
+    assert_non_null(strstr(b, want));
+    assert_non_null(strstr(b, "<span class=\"chip\">api.payments.internal</span>"));
+    assert_non_null(strstr(b, "id=\"cert-owner\">service:payments-api<"));
+    assert_non_null(strstr(b, "-----BEGIN CERTIFICATE-----"));
+    assert_non_null(strstr(b, "<dt>Lifetime</dt><dd>1d 0h</dd>"));
+    assert_non_null(strstr(b, "pave ca revoke "));
+    assert_null(strstr(b, "id=\"cert-revoked\""));
+
+    snprintf(path, sizeof(path), "/ca/certificates/%s", c.revoked.serial);
+    r = send_req(f, "GET", path, NULL, NULL, f->session);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body.data, "id=\"cert-revoked\""));
+    assert_non_null(strstr(r->body.data, "keyCompromise"));
+    assert_null(strstr(r->body.data, "pave ca revoke "));
+
+    r = send_req(f, "GET", "/ca/certificates/ABCDEF0123", NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+    r = send_req(f, "GET", "/ca/certificates/not-hex", NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+    r = send_req(f, "GET", "/ca/certificates/", NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+    r = send_req(f, "GET", "/ca/certificates/AB/CD", NULL, NULL, f->session);
+    assert_int_equal(r->status, 404);
+    r = send_req(f, "POST", "/ca", NULL, "csrf=x", f->session);
+    assert_true(r->status == 403 || r->status == 405);
+    ca_certs_release(&c);
+}
+
+static void ca_pages_without_ca(void **state)
+{
+    struct fx *f = *state;
+    struct portal_response *r;
+    sign_in(f);
+    r = send_req(f, "GET", "/ca", NULL, NULL, f->session);
+    assert_int_equal(r->status, 503);
+    assert_non_null(strstr(r->body.data, "id=\"ca-off\""));
+    assert_non_null(strstr(r->body.data, "pave ca init"));
+    assert_non_null(strstr(r->body.data, "aria-current=\"page\">Certificates</a>"));
+    r = send_req(f, "GET", "/ca/certificates/ABCD", NULL, NULL, f->session);
+    assert_int_equal(r->status, 503);
+    assert_non_null(strstr(r->body.data, "pave ca init"));
+}
+
+static void pki_metrics_format(void **state)
+{
+    struct fx *f = *state;
+    struct ca_certs c = {0};
+    struct core_buf out;
+    char want[512];
+    ca_open(f, &c, "user:a\"b\\c\nd");
+    core_buf_init(&out, 0);
+    assert_int_equal(pki_metrics(f->pki, &out), 0);
+    const char *m = out.data;
+    assert_non_null(m);
+    assert_non_null(strstr(m, "# TYPE pave_certificate_expiry_timestamp_seconds gauge\n"));
+    assert_non_null(strstr(m, "# TYPE pave_certificate_not_before_timestamp_seconds gauge\n"));
+    assert_non_null(strstr(m, "# TYPE pave_certificates_total gauge\n"));
+    snprintf(want, sizeof(want),
+             "\npave_certificate_expiry_timestamp_seconds{serial=\"%s\","
+             "owner=\"service:payments-api\"} %lld\n",
+             c.svc.serial, (long long)(c.svc.not_after_ms / 1000));
+    assert_non_null(strstr(m, want));
+    snprintf(want, sizeof(want),
+             "\npave_certificate_not_before_timestamp_seconds{serial=\"%s\","
+             "owner=\"service:payments-api\"} %lld\n",
+             c.svc.serial, (long long)(c.svc.not_before_ms / 1000));
+    assert_non_null(strstr(m, want));
+    /* label values escaped per the text format: \" \\ \n */
+    snprintf(want, sizeof(want),
+             "\npave_certificate_expiry_timestamp_seconds{serial=\"%s\","
+             "owner=\"user:a\\\"b\\\\c\\nd\"} %lld\n",
+             c.user.serial, (long long)(c.user.not_after_ms / 1000));
+    assert_non_null(strstr(m, want));
+    /* revoked certificates have no timestamps */
+    assert_null(strstr(m, c.revoked.serial));
+    assert_non_null(strstr(m, "\npave_certificates_total{state=\"valid\"} 2\n"));
+    assert_non_null(strstr(m, "\npave_certificates_total{state=\"expired\"} 0\n"));
+    assert_non_null(strstr(m, "\npave_certificates_total{state=\"revoked\"} 1\n"));
+    /* every line is a comment or a sample "name{...} value" with no raw newline inside */
+    size_t samples = 0;
+    for (const char *l = m; *l;) {
+        const char *nl = strchr(l, '\n');
+        assert_non_null(nl);
+        if (*l != '#') {
+            assert_true(strncmp(l, "pave_certificate", 16) == 0);
+            const char *close = strstr(l, "} ");
+            assert_true(close && close < nl);
+            samples++;
+        }
+        l = nl + 1;
+    }
+    assert_int_equal(samples, 2 * 2 + 3);
+    core_buf_release(&out);
+    /* without a CA there is nothing to add */
+    core_buf_init(&out, 0);
+    assert_int_equal(pki_metrics(NULL, &out), 0);
+    assert_int_equal(out.len, 0);
+    core_buf_release(&out);
+    ca_certs_release(&c);
+}
+
 int main(void)
 {
     core_log_set_level(CORE_LOG_ERROR);
@@ -1965,6 +2244,11 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(exception_form_requests_one, setup, teardown),
         cmocka_unit_test_setup_teardown(guard_rails_without_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(ca_page_lists_and_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(ca_page_escapes_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(ca_certificate_detail, setup, teardown),
+        cmocka_unit_test_setup_teardown(ca_pages_without_ca, setup, teardown),
+        cmocka_unit_test_setup_teardown(pki_metrics_format, setup, teardown),
     };
     return cmocka_run_group_tests_name("portal", tests, NULL, NULL);
 }
