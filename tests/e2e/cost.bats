@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # `pave cost import` and `pave cost report` through the real binary on the real sample exports
-# (../shared/data/billing): totals match an independent sum of each file, re-importing replaces,
+# (tests/data/billing, a copy of the shared test data): totals match an independent sum of each file, re-importing replaces,
 # malformed rows are reported by line and keep their period out. No server: the store is local.
 
 bats_require_minimum_version 1.5.0
@@ -13,7 +13,7 @@ setup_file() {
 setup() {
     load helpers
     cd "$E2E_CWD"
-    DATA="${BILLING_DATA:-$REPO/../shared/data/billing}"
+    DATA="${BILLING_DATA:-$REPO/tests/data/billing}"
     [ -f "$DATA/focus1.0_sample_1000.csv" ] || skip "no billing samples at $DATA"
     DD="$BATS_TEST_TMPDIR/pave"
 }

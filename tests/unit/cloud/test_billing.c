@@ -13,15 +13,14 @@
 #include "cloud/cloud.h"
 
 #ifndef BILLING_DATA
-#define BILLING_DATA "../shared/data/billing"
+#define BILLING_DATA "tests/data/billing"
 #endif
 
 static char focus_path[512], cur_path[512];
 
 static void find_data(void)
 {
-    const char *cands[] = {"/work/shared/data/billing", "../../shared/data/billing",
-                           "../shared/data/billing", BILLING_DATA};
+    const char *cands[] = {"../tests/data/billing", "tests/data/billing", BILLING_DATA};
     for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++) {
         snprintf(focus_path, sizeof(focus_path), "%s/focus1.0_sample_1000.csv", cands[i]);
         snprintf(cur_path, sizeof(cur_path), "%s/aws_cur_legacy_sample_anonymous.csv", cands[i]);

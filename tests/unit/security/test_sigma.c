@@ -1,6 +1,6 @@
 /* Unit tests for Sigma rules (src/security/sigma.c) and the pipeline's sigma transform: every
- * SigmaHQ rule in ../shared/data/sigma loads; which rules fire on which lines of the real logs
- * in ../shared/data/logs (parsed as the pipeline parses them); lines in the same formats that
+ * SigmaHQ rule in tests/data/sigma loads; which rules fire on which lines of the real logs
+ * in tests/data/logs (parsed as the pipeline parses them); lines in the same formats that
  * each sample rule is written to catch; modifiers, conditions and what is refused at load. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,8 +15,8 @@
 
 #include "security/security.h"
 
-#define SIGMA_DIR "../shared/data/sigma"
-#define LOGS_DIR "../shared/data/logs"
+#define SIGMA_DIR "tests/data/sigma"
+#define LOGS_DIR "tests/data/logs"
 #define SYSLOG_FILE LOGS_DIR "/loghub_Linux_2k.log"
 #define AUDIT_FILE LOGS_DIR "/go-libaudit_audit-rhel7.log"
 
