@@ -215,6 +215,6 @@ lb_get() {
     # the rules are loaded and evaluate without errors
     run -0 curl -fsS -m 5 "$PROM/api/v1/rules"
     [ "$(jq -r '[.data.groups[].rules[].name] | sort | unique | join(",")' <<<"$output")" = \
-        "PaveCrashLooping,PaveErrorBudgetBurnFast,PaveErrorBudgetBurnSlow,PaveServerDown,PaveTargetDown" ]
+        "PaveCertificateExpiringSoon,PaveCertificateNotRenewed,PaveCrashLooping,PaveErrorBudgetBurnFast,PaveErrorBudgetBurnSlow,PaveServerDown,PaveTargetDown" ]
     [ "$(jq '[.data.groups[].rules[] | select(.health == "err")] | length' <<<"$output")" = 0 ]
 }
