@@ -380,6 +380,11 @@ static int run_server(const struct server_opts *o)
     if (dc)
         printf("  Load balancer: http://%s (HAProxy); deploy with 'pave deploy SERVICE --env ENV'\n",
                o->ingress);
+    if (dc && deploy_tls_port(dc))
+        printf("  TLS:      port %d, certificates from the platform CA\n", deploy_tls_port(dc));
+    if (pki)
+        printf("  CA:       http://%s:%d/pki/ca.pem; ACME: http://%s:%d/acme/directory\n", addr,
+               bound, addr, bound);
     if (created) {
         printf("  Admin token (shown once; only its hash is stored): %s\n", token);
         if (o->write_token)

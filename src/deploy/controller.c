@@ -1176,6 +1176,11 @@ int deploy_ingress_port(const struct deploy_controller *dc)
     return dc->cfg.ingress_port;
 }
 
+int deploy_tls_port(const struct deploy_controller *dc)
+{
+    return dc->ing ? ingress_tls_port(dc->ing) : 0;
+}
+
 json_t *deploy_status(struct deploy_controller *dc, const char *service, const char *env,
                       struct core_err *err)
 {

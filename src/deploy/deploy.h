@@ -134,6 +134,8 @@ void deploy_set_gate(struct deploy_controller *dc, deploy_gate_fn fn, void *arg)
 
 /* Ingress HTTP port (for URLs shown to users). */
 int deploy_ingress_port(const struct deploy_controller *dc);
+/* HTTPS port of the load balancer, 0 when it serves no TLS. */
+int deploy_tls_port(const struct deploy_controller *dc);
 
 /* ---- monitoring (monitoring.c, docs/monitoring.md) ---- */
 
