@@ -103,6 +103,11 @@ void api_reply_error(struct api_req *r, int code, const char *msg, json_t *detai
 void api_reply_err(struct api_req *r, const struct core_err *err);
 /* Query parameter (decoded) or NULL; value lives in the request. */
 const char *api_query(struct api_req *r, const char *key, char *buf, size_t bufsz);
+/* An integer query parameter within [lo, hi] (def when absent) into *out; on a bad or empty value
+ * replies 400 and returns false. */
+bool api_query_long(struct api_req *r, const char *key, long lo, long hi, long def, long *out);
+/* Replies 200 with out (stolen) when it is not NULL, else the error. */
+void api_reply_result(struct api_req *r, json_t *out, const struct core_err *err);
 
 /* Metrics (metrics.c): requests by route and status, latency histograms by route. */
 #define API_ROUTE_PORTAL (-1)

@@ -47,26 +47,6 @@ const char *api_query(struct api_req *r, const char *key, char *buf, size_t bufs
     return core_form_get(r->query, key, buf, bufsz) == 0 ? buf : NULL;
 }
 
-/* Parses an integer query parameter within [lo, hi]; replies 400 and returns false on error. */
-static bool query_int(struct api_req *r, const char *key, long lo, long hi, long def, long *out)
-{
-    char buf[32];
-    int rc = core_form_get(r->query, key, buf, sizeof(buf));
-    *out = def;
-    if (rc == CORE_E_NOTFOUND)
-        return true;
-    char *end = NULL;
-    long v = rc ? 0 : strtol(buf, &end, 10);
-    if (rc || !buf[0] || *end || v < lo || v > hi) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "query parameter '%s' must be an integer from %ld to %ld", key,
-                 lo, hi);
-        api_reply_error(r, CORE_E_INVAL, msg, NULL);
-        return false;
-    }
-    *out = v;
-    return true;
-}
 
 static const char *param(struct api_req *r, int i)
 {
@@ -269,8 +249,8 @@ static int list_json_item(void *arg, const struct catalog_service *s)
 static void h_services_list(struct api_req *r)
 {
     long limit, offset;
-    if (!query_int(r, "limit", 1, 500, 50, &limit) ||
-        !query_int(r, "offset", 0, 100000000, 0, &offset))
+    if (!api_query_long(r, "limit", 1, 500, 50, &limit) ||
+        !api_query_long(r, "offset", 0, 100000000, 0, &offset))
         return;
     char team[128], q[256], after[128];
     struct catalog_service_query cq = {
@@ -673,8 +653,8 @@ static int audit_item(void *arg, const struct store_audit_event *e)
 static void h_audit_list(struct api_req *r)
 {
     long limit, before;
-    if (!query_int(r, "limit", 1, 1000, 50, &limit) ||
-        !query_int(r, "before", 0, 0x7fffffffL, 0, &before))
+    if (!api_query_long(r, "limit", 1, 1000, 50, &limit) ||
+        !api_query_long(r, "before", 0, 0x7fffffffL, 0, &before))
         return;
     char kind[64], object[256], who[128];
     struct store_audit_filter f = {

@@ -149,30 +149,7 @@ static void h_status(struct api_req *r)
     const char *env = api_query(r, "env", envbuf, sizeof(envbuf));
     struct core_err err = {0};
     json_t *st = deploy_status(dc, r->params[0], env && *env ? env : NULL, &err);
-    if (!st)
-        api_reply_err(r, &err);
-    else
-        api_reply_json(r, 200, st);
-}
-
-static bool int_param(struct api_req *r, const char *key, long lo, long hi, long def, long *out)
-{
-    char buf[32];
-    const char *v = api_query(r, key, buf, sizeof(buf));
-    *out = def;
-    if (!v || !*v)
-        return true;
-    char *end = NULL;
-    long n = strtol(v, &end, 10);
-    if (*end || n < lo || n > hi) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "query parameter '%s' must be an integer from %ld to %ld", key,
-                 lo, hi);
-        api_reply_error(r, CORE_E_INVAL, msg, NULL);
-        return false;
-    }
-    *out = n;
-    return true;
+    api_reply_result(r, st, &err);
 }
 
 static void list(struct api_req *r, const char *service)
@@ -185,16 +162,13 @@ static void list(struct api_req *r, const char *service)
             service = NULL;
     }
     long limit, offset;
-    if (!int_param(r, "limit", 1, 500, 50, &limit) || !int_param(r, "offset", 0, 1L << 40, 0,
-                                                                 &offset))
+    if (!api_query_long(r, "limit", 1, 500, 50, &limit) ||
+        !api_query_long(r, "offset", 0, 1L << 40, 0, &offset))
         return;
     struct core_err err = {0};
     json_t *out = deploy_list(api_ctx(r)->st, service, env && *env ? env : NULL, limit, offset,
                               &err);
-    if (!out)
-        api_reply_err(r, &err);
-    else
-        api_reply_json(r, 200, out);
+    api_reply_result(r, out, &err);
 }
 
 /* GET /api/v1/services/{name}/deployments */
@@ -221,10 +195,7 @@ static void h_get(struct api_req *r)
         return;
     }
     json_t *d = deploy_get(api_ctx(r)->st, id, &err);
-    if (!d)
-        api_reply_err(r, &err);
-    else
-        api_reply_json(r, 200, d);
+    api_reply_result(r, d, &err);
 }
 
 const struct api_route api_deploy_routes[] = {

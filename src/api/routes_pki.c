@@ -112,10 +112,7 @@ static void h_list(struct api_req *r)
     }
     struct core_err err = {0};
     json_t *out = pki_list(p, o, s, within, &err);
-    if (!out)
-        api_reply_err(r, &err);
-    else
-        api_reply_json(r, 200, out);
+    api_reply_result(r, out, &err);
 }
 
 /* GET /api/v1/ca/certificates/{serial} */
@@ -126,10 +123,7 @@ static void h_show(struct api_req *r)
         return;
     struct core_err err = {0};
     json_t *out = pki_show(p, r->params[0], &err);
-    if (!out)
-        api_reply_err(r, &err);
-    else
-        api_reply_json(r, 200, out);
+    api_reply_result(r, out, &err);
 }
 
 static int key_type_of(const char *name, enum pki_key_type *kt)

@@ -102,10 +102,7 @@ static void h_list(struct api_req *r)
         return;
     struct core_err err = {0};
     json_t *out = policy_list(pe, &err);
-    if (!out)
-        api_reply_err(r, &err);
-    else
-        api_reply_json(r, 200, out);
+    api_reply_result(r, out, &err);
 }
 
 /* GET /api/v1/policies/{name} */
@@ -116,10 +113,7 @@ static void h_show(struct api_req *r)
         return;
     struct core_err err = {0};
     json_t *out = policy_show(pe, r->params[0], &err);
-    if (!out)
-        api_reply_err(r, &err);
-    else
-        api_reply_json(r, 200, out);
+    api_reply_result(r, out, &err);
 }
 
 /* POST /api/v1/policies: a YAML body (one or more Policy documents; ?source=NAME names it in
@@ -377,10 +371,7 @@ static void h_exc_list(struct api_req *r)
     const char *subject = api_query(r, "subject", subj, sizeof(subj));
     struct core_err err = {0};
     json_t *out = policy_exception_list(pe, state, subject, &err);
-    if (!out)
-        api_reply_err(r, &err);
-    else
-        api_reply_json(r, 200, out);
+    api_reply_result(r, out, &err);
 }
 
 /* POST /api/v1/policy/exceptions {subject, rule, justification, expires} */
@@ -514,10 +505,7 @@ static void h_report(struct api_req *r)
         return;
     }
     json_t *out = policy_report(pe, group, team, service, &err);
-    if (!out)
-        api_reply_err(r, &err);
-    else
-        api_reply_json(r, 200, out);
+    api_reply_result(r, out, &err);
 }
 
 /* GET /api/v1/policy/decisions?subject=&limit=&before= */
@@ -540,10 +528,7 @@ static void h_decisions(struct api_req *r)
     }
     struct core_err err = {0};
     json_t *out = policy_decision_list(pe, subject, (int)n, b, &err);
-    if (!out)
-        api_reply_err(r, &err);
-    else
-        api_reply_json(r, 200, out);
+    api_reply_result(r, out, &err);
 }
 
 /* GET /api/v1/policy/decisions/{id} */
@@ -561,10 +546,7 @@ static void h_decision(struct api_req *r)
     }
     struct core_err err = {0};
     json_t *out = policy_decision_get(pe, id, &err);
-    if (!out)
-        api_reply_err(r, &err);
-    else
-        api_reply_json(r, 200, out);
+    api_reply_result(r, out, &err);
 }
 
 const struct api_route api_policy_routes[] = {

@@ -928,6 +928,34 @@ void api_server_stop(struct api_server *srv)
     core_free(srv);
 }
 
+bool api_query_long(struct api_req *r, const char *key, long lo, long hi, long def, long *out)
+{
+    char buf[32];
+    int rc = core_form_get(r->query, key, buf, sizeof(buf));
+    *out = def;
+    if (rc == CORE_E_NOTFOUND)
+        return true;
+    char *end = NULL;
+    long v = rc ? 0 : strtol(buf, &end, 10);
+    if (rc || !buf[0] || *end || v < lo || v > hi) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "query parameter '%s' must be an integer from %ld to %ld", key,
+                 lo, hi);
+        api_reply_error(r, CORE_E_INVAL, msg, NULL);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+void api_reply_result(struct api_req *r, json_t *out, const struct core_err *err)
+{
+    if (out)
+        api_reply_json(r, 200, out);
+    else
+        api_reply_err(r, err);
+}
+
 int api_status_for(int code)
 {
     switch (code) {
