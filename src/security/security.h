@@ -19,6 +19,19 @@
  *    syslog app name and message); auditd hex-encoded values are decoded. Table in
  *    docs/security.md.
  *  - Evaluation is pure over a compiled set: any number of threads may evaluate at once.
+ *
+ * On top of the rules (docs/security.md):
+ *  - Alerts (alerts.c): every finding — a Sigma match carried by the pipeline's `security` sink,
+ *    a built-in detection, a file-integrity change — becomes a stored alert with its severity,
+ *    rule and the matching events. Findings with the same dedup key while an alert is not closed
+ *    are one alert (count and last_seen grow). New alerts are routed to a webhook (JSON POST,
+ *    retried) and to a JSON-lines file off the caller's thread, and are shown in the portal;
+ *    acknowledge and close take a comment and are audited.
+ *  - File integrity monitoring (fim.c): a baseline of hashes, modes and owners of deployed
+ *    bundles and configured paths; scans report what was added, removed or changed, before and
+ *    after, as alerts.
+ *  - Built-in detections (detect.c): bursts of failed logins, a new listening port in a
+ *    replica, an unexpected process in a sandbox, a token used from a new source.
  */
 #ifndef PAVE_SECURITY_H
 #define PAVE_SECURITY_H
@@ -28,6 +41,10 @@
 
 #include "core/core.h"
 #include "telemetry/telemetry.h"
+
+struct store;
+struct catalog_actor;
+struct json_t; /* jansson's json_t */
 
 struct security_sigma_set;
 
@@ -82,5 +99,80 @@ size_t security_sigma_match(const struct security_sigma_set *s, const struct tel
  * tests). returns: 0, CORE_E_INVAL / CORE_E_UNSUPPORTED with err. */
 int security_sigma_condition_check(const char *cond, const char *const *sel, size_t n,
                                    struct core_err *err);
+
+/* ---- alerts (alerts.c) ------------------------------------------------------------------ */
+
+struct security_alerts;
+
+struct security_alert_opts {
+    const char *webhook_url; /* new alerts are POSTed here as JSON; NULL: none */
+    const char *file_path;   /* new alerts are appended here as JSON lines; NULL: none */
+};
+
+/* returns: owned by caller (security_alerts_free: drains the routing queue, bounded); NULL with
+ * err. st is borrowed. */
+struct security_alerts *security_alerts_open(struct store *st, const struct security_alert_opts *o,
+                                             struct core_err *err);
+void security_alerts_free(struct security_alerts *a);
+
+/* One finding. Strings are borrowed for the call. */
+struct security_finding {
+    const char *rule_id;    /* Sigma id, "builtin.failed-logins", "fim.changed" ... */
+    const char *rule_title;
+    const char *source;     /* "sigma", "builtin", "fim" */
+    const char *severity;   /* informational, low, medium, high, critical */
+    const char *dedup_key;  /* same key while not closed = same alert; NULL: rule_id + service */
+    const char *service;    /* may be NULL */
+    const char *team;       /* may be NULL */
+    const char *summary;    /* one line a human reads first */
+    const char *event_json; /* the matching event as a JSON object text, may be NULL; an alert
+                             * keeps its first SECURITY_ALERT_EVENTS_MAX events */
+};
+#define SECURITY_ALERT_EVENTS_MAX 20
+
+/* Records a finding (a new alert, or one more occurrence of the live alert with its key) and
+ * routes new alerts. *id (may be NULL) receives the alert id, *is_new (may be NULL) whether it
+ * was created. Thread safe. returns: 0, or a store error / CORE_E_INVAL with err. */
+int security_alert_raise(struct security_alerts *a, const struct security_finding *f, int64_t *id,
+                         bool *is_new, struct core_err *err);
+
+/* {"items":[{id, rule_id, rule_title, source, severity, state, service, team, summary, count,
+ * first_seen, last_seen, updated_by, comment}]} newest first; filters may be NULL. */
+struct json_t *security_alert_list(struct store *st, const char *state, const char *severity,
+                                   const char *service, int limit, struct core_err *err);
+/* One alert with "events": [...]. NULL with CORE_E_NOTFOUND when there is none. */
+struct json_t *security_alert_get(struct store *st, int64_t id, struct core_err *err);
+/* Moves an alert to "acknowledged" or "closed" with a comment (required for close), audited as
+ * security.alert.ack / security.alert.close. returns: 0; CORE_E_NOTFOUND; CORE_E_INVAL (bad
+ * state, closing a closed alert, missing comment). */
+int security_alert_transition(struct store *st, const struct catalog_actor *actor, int64_t id,
+                              const char *to, const char *comment, struct core_err *err);
+
+/* ---- file integrity monitoring (fim.c) --------------------------------------------------- */
+
+struct security_fim;
+
+struct security_fim_opts {
+    const char *const *paths; /* files or directories (recursive) to watch, scope "path" */
+    size_t npaths;
+    const char *bundles_dir;  /* deployed bundles (DATA/bundles), scope "bundle"; may be NULL */
+    int interval_ms;          /* scan period; 0: no thread, scans only on request */
+};
+
+/* Takes the baseline of whatever is not in the store yet, then scans every interval_ms on its
+ * own thread; changes are raised as alerts on `alerts` (source "fim", before/after in the
+ * event). returns: owned by caller (security_fim_stop); NULL with err. */
+struct security_fim *security_fim_start(struct store *st, struct security_alerts *alerts,
+                                        const struct security_fim_opts *o, struct core_err *err);
+void security_fim_stop(struct security_fim *f);
+/* Scans now. *changes (may be NULL) receives {"items":[{path, change: added|removed|modified,
+ * before:{...}|null, after:{...}|null}]}. */
+int security_fim_scan(struct security_fim *f, struct json_t **changes, struct core_err *err);
+/* The baseline: {"items":[{path, scope, kind, sha256, mode, uid, gid, size, updated_at}]}. */
+struct json_t *security_fim_baseline(struct store *st, const char *scope, struct core_err *err);
+/* Accepts the current state of path (NULL: everything watched) as the new baseline; audited as
+ * security.fim.accept. */
+int security_fim_accept(struct security_fim *f, const struct catalog_actor *actor,
+                        const char *path, struct core_err *err);
 
 #endif

@@ -140,6 +140,7 @@ struct tel_engine {
     char *data_dir;
     char *cfg_name;
     struct catalog *cat;
+    struct security_alerts *alerts;
     struct core_doc doc;
     bool have_doc;
 
@@ -180,6 +181,11 @@ const char *tel_engine_data_dir(const struct tel_engine *e)
 struct catalog *tel_engine_catalog(const struct tel_engine *e)
 {
     return e->cat;
+}
+
+struct security_alerts *tel_engine_alerts(const struct tel_engine *e)
+{
+    return e->alerts;
 }
 
 const char *tel_engine_config_name(const struct tel_engine *e)
@@ -1206,6 +1212,7 @@ struct tel_engine *tel_engine_start(const struct tel_engine_config *cfg, struct 
     cond_init_mono(&e->cv_done);
     e->data_dir = core_strdup(cfg->data_dir);
     e->cat = cfg->cat;
+    e->alerts = cfg->alerts;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     e->nworkers = cfg->workers > 0 ? cfg->workers : (int)(ncpu < 1 ? 1 : ncpu > 4 ? 4 : ncpu);
     e->next_seq = 1;

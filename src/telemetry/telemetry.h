@@ -151,12 +151,16 @@ bool tel_luhn_ok(const char *s, size_t len);
 /* ---- the engine ---------------------------------------------------------------------------- */
 
 struct tel_engine;
+struct security_alerts;
 
 struct tel_engine_config {
     const char *data_dir;     /* state: checkpoints, disk buffers, the log store, dead letters */
     const char *config_path;  /* YAML (docs/telemetry.md); NULL: the defaults */
     const char *config_text;  /* or the YAML itself (tests); wins over config_path */
     struct catalog *cat;      /* for enrichment; may be NULL */
+    struct security_alerts *alerts; /* where the `security` sink and the detection transforms
+                                     * raise alerts (src/security); may be NULL: they refuse to
+                                     * start */
     int workers;              /* transform threads; 0: number of cores (at most 4) */
 };
 
@@ -261,6 +265,7 @@ extern const struct tel_transform_ops *const tel_transforms[];
 /* What components may ask of their engine. */
 const char *tel_engine_data_dir(const struct tel_engine *e);
 struct catalog *tel_engine_catalog(const struct tel_engine *e);
+struct security_alerts *tel_engine_alerts(const struct tel_engine *e); /* may be NULL */
 /* Name of the config document for messages ("telemetry.yaml" or "<defaults>"). */
 const char *tel_engine_config_name(const struct tel_engine *e);
 
