@@ -39,6 +39,9 @@ struct tel_engine;
 struct policy_engine;
 struct pki;
 struct acme;
+struct security_alerts;
+struct security_fim;
+struct security_sigma_set;
 struct api_server;
 
 /* What the server serves; all borrowed and must outlive the server. runner and secrets may be
@@ -56,6 +59,11 @@ struct api_deps {
     struct policy_engine *policy;     /* policy routes answer 503 when NULL */
     struct pki *pki;                  /* internal CA; /pki/ and /api/v1/ca answer 503 when NULL */
     struct acme *acme;                /* ACME server (RFC 8555) at /acme/; 404 when NULL */
+    struct security_alerts *alerts;   /* security alerts (src/security); routes answer 503 and
+                                       * token sources are not watched when NULL */
+    struct security_fim *fim;         /* file integrity; its routes answer 503 when NULL */
+    const struct security_sigma_set *rules; /* the loaded detection rules, for listing; may
+                                             * be NULL */
     const char *data_dir; /* uploads are spooled to DATA/tmp, git repositories live in DATA/git */
 };
 
