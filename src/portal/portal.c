@@ -13,6 +13,7 @@
  * colour escapes (as spans), drops every other control sequence and escapes everything else.
  */
 #include "portal/portal.h"
+#include "portal/portal_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,11 +43,9 @@
 #include "telemetry/telemetry.h"
 #include "template/template.h"
 
-#define HTML_TYPE "text/html; charset=utf-8"
 #define CSS_TYPE "text/css"
 #define PAGE_SIZE 50
 #define FORM_MAX (16 * 1024)  /* largest form body we read */
-#define PARAM_MAX 256         /* longest query or form value we accept */
 #define JSON_DEPTH_MAX 32     /* pretty-printer nesting limit */
 #define DIGEST_SHOWN 12       /* audit digests are shortened to this many characters */
 #define AUDIT_ROWS 100
@@ -61,39 +60,6 @@
 #define ROLLBACK_SCAN 200               /* deployments searched for the rollback target */
 
 #define COOKIE_ATTRS "Path=/; HttpOnly; SameSite=Strict"
-
-struct portal {
-    struct store *st;
-    struct catalog *cat;
-    struct ci_runner *runner; /* may be NULL: pipelines are off */
-    char *data_dir;           /* owned copy; may be NULL: no service creation */
-    struct registry *registry;      /* may be NULL: no image list on service pages */
-    struct artifact_signer *signer; /* set together with registry */
-    struct deploy_controller *deploy; /* may be NULL: deployments are not enabled */
-    struct policy_engine *policy;     /* may be NULL: policy is not enabled */
-    struct pki *pki;                  /* may be NULL: the CA is not initialized */
-};
-
-/* State of one request. */
-struct page {
-    struct portal *p;
-    const struct portal_request *req;
-    struct portal_response *resp;
-    struct core_buf *b;
-    int rc;                  /* first append error; sticky */
-    struct core_err err;     /* why a store/catalog call failed, for the server log */
-    bool is_get;             /* GET or HEAD */
-    bool is_post;
-    bool signed_in;
-    bool stale_cookie;       /* a session cookie was sent but is no longer valid */
-    struct auth_principal who;
-    char csrf[65];
-    char *form;              /* NUL-terminated copy of the request body, or NULL */
-    const char *nav;         /* current nav item: "catalog", "create", "teams", "compliance",
-                              * "ca", "audit" */
-    int refresh;             /* > 0: the page reloads itself after this many seconds */
-    const char *refresh_url; /* ... at this address (attribute-safe), NULL: the same one */
-};
 
 /* ---- the stylesheet, served at /static/pave.css ------------------------------------------ */
 
@@ -241,56 +207,8 @@ static const char pave_css[] =
     ".cert-subject{overflow-wrap:anywhere}\n"
     "@media (max-width:700px){.facts{grid-template-columns:1fr}.top{flex-wrap:wrap}}\n";
 
-/* ---- writers with a sticky error ---------------------------------------------------------- */
-
-static void out_s(struct page *pg, const char *s)
-{
-    if (!pg->rc)
-        pg->rc = core_buf_adds(pg->b, s);
-}
-
-static void out_f(struct page *pg, const char *fmt, ...) CORE_PRINTF(2, 3);
-static void out_f(struct page *pg, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    if (pg->rc)
-        return;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    /* Only used for short numeric fragments; a longer result is a programming error. */
-    if (n < 0 || (size_t)n >= sizeof(tmp))
-        pg->rc = CORE_E_INTERNAL;
-    else
-        pg->rc = core_buf_add(pg->b, tmp, (size_t)n);
-}
-
-/* HTML-escaped text; NULL renders as nothing. */
-static void out_h(struct page *pg, const char *s)
-{
-    if (!pg->rc && s)
-        pg->rc = core_buf_add_html(pg->b, s);
-}
-
-/* HTML-escaped text, or a dash when s is NULL or empty. */
-static void out_hd(struct page *pg, const char *s)
-{
-    if (s && *s)
-        out_h(pg, s);
-    else
-        out_s(pg, "<span class=\"muted\">&mdash;</span>");
-}
-
-/* URL-encoded text (only [A-Za-z0-9-_.~%], so also safe inside an attribute). */
-static void out_u(struct page *pg, const char *s)
-{
-    if (!pg->rc && s)
-        pg->rc = core_buf_add_urlenc(pg->b, s);
-}
-
 /* "2024-05-01T12:34:56.789Z" as "2024-05-01 12:34:56 UTC" inside a <time> element. */
-static void out_time(struct page *pg, const char *ts)
+void portal_out_time(struct page *pg, const char *ts)
 {
     if (!ts || !*ts) {
         out_hd(pg, NULL);
@@ -369,7 +287,7 @@ static void out_digest(struct page *pg, const char *d)
 
 /* ---- page frame, redirects and error pages ------------------------------------------------- */
 
-static void nav_item(struct page *pg, const char *key, const char *href, const char *label)
+void portal_nav_item(struct page *pg, const char *key, const char *href, const char *label)
 {
     out_s(pg, "<a href=\"");
     out_s(pg, href);
@@ -381,7 +299,7 @@ static void nav_item(struct page *pg, const char *key, const char *href, const c
     out_s(pg, "</a>");
 }
 
-static void page_begin(struct page *pg, int status, const char *title)
+void portal_page_begin(struct page *pg, int status, const char *title)
 {
     pg->resp->status = status;
     pg->resp->content_type = HTML_TYPE;
@@ -401,12 +319,14 @@ static void page_begin(struct page *pg, int status, const char *title)
               "Paved</a>\n");
     if (pg->signed_in) {
         out_s(pg, "<nav aria-label=\"Main\">");
-        nav_item(pg, "catalog", "/catalog", "Catalog");
-        nav_item(pg, "create", "/create", "Create a service");
-        nav_item(pg, "teams", "/teams", "Teams");
-        nav_item(pg, "compliance", "/compliance", "Compliance");
-        nav_item(pg, "ca", "/ca", "Certificates");
-        nav_item(pg, "audit", "/audit", "Audit");
+        portal_nav_item(pg, "catalog", "/catalog", "Catalog");
+        portal_nav_item(pg, "create", "/create", "Create a service");
+        portal_nav_item(pg, "teams", "/teams", "Teams");
+        portal_nav_item(pg, "compliance", "/compliance", "Compliance");
+        portal_nav_item(pg, "ca", "/ca", "Certificates");
+        portal_nav_item(pg, "cost", "/cost", "Cost");
+        portal_nav_item(pg, "security", "/security", "Security");
+        portal_nav_item(pg, "audit", "/audit", "Audit");
         out_s(pg, "</nav>\n<div class=\"user\"><span id=\"user\">");
         out_h(pg, pg->who.user);
         out_s(pg, "</span><form id=\"logout\" method=\"post\" action=\"/logout\">"
@@ -417,7 +337,7 @@ static void page_begin(struct page *pg, int status, const char *title)
     out_s(pg, "</header>\n<main>\n");
 }
 
-static void page_end(struct page *pg)
+void portal_page_end(struct page *pg)
 {
     out_s(pg, "</main>\n<footer>Paved " PAVE_VERSION "</footer>\n</body>\n</html>\n");
 }
@@ -430,11 +350,11 @@ static void page_reset(struct page *pg)
     pg->resp->location[0] = 0;
 }
 
-static int error_page(struct page *pg, int status, const char *title, const char *msg)
+int portal_error_page(struct page *pg, int status, const char *title, const char *msg)
 {
     page_reset(pg);
     pg->refresh = 0;
-    page_begin(pg, status, title);
+    portal_page_begin(pg, status, title);
     out_f(pg, "<section class=\"error card\">\n<p class=\"code\">%d</p>\n<h1>", status);
     out_h(pg, title);
     out_s(pg, "</h1>\n<p>");
@@ -445,29 +365,29 @@ static int error_page(struct page *pg, int status, const char *title, const char
     else
         out_s(pg, "<a href=\"/login\">Sign in</a>");
     out_s(pg, "</p>\n</section>\n");
-    page_end(pg);
+    portal_page_end(pg);
     return pg->rc;
 }
 
-static int bad_request(struct page *pg, const char *msg)
+int portal_bad_request(struct page *pg, const char *msg)
 {
-    return error_page(pg, 400, "Bad request", msg);
+    return portal_error_page(pg, 400, "Bad request", msg);
 }
 
-static int not_found(struct page *pg)
+int portal_not_found(struct page *pg)
 {
-    return error_page(pg, 404, "Page not found",
+    return portal_error_page(pg, 404, "Page not found",
                       "There is nothing at this address. Check the link or start from the "
                       "catalog.");
 }
 
-static int method_not_allowed(struct page *pg)
+int portal_method_not_allowed(struct page *pg)
 {
-    return error_page(pg, 405, "Method not allowed", "This page does not accept that request.");
+    return portal_error_page(pg, 405, "Method not allowed", "This page does not accept that request.");
 }
 
 /* 303 See Other to a fixed, internal location (never built from request data). */
-static int redirect(struct page *pg, const char *to)
+int portal_redirect(struct page *pg, const char *to)
 {
     page_reset(pg);
     pg->resp->status = 303;
@@ -516,7 +436,7 @@ static bool query_ok(const char *query)
 
 /* Reads one value from a form string. Absent -> "" and 0. Bad encoding, control bytes or a value
  * longer than outsz-1 -> CORE_E_INVAL. */
-static int form_value(const char *form, const char *key, char *out, size_t outsz)
+int portal_form_value(const char *form, const char *key, char *out, size_t outsz)
 {
     out[0] = 0;
     int rc = core_form_get(form, key, out, outsz);
@@ -545,7 +465,7 @@ static int read_form(struct page *pg)
 static bool csrf_ok(struct page *pg)
 {
     char sent[80];
-    if (!pg->signed_in || !pg->form || form_value(pg->form, "csrf", sent, sizeof(sent)))
+    if (!pg->signed_in || !pg->form || portal_form_value(pg->form, "csrf", sent, sizeof(sent)))
         return false;
     return sent[0] && pg->csrf[0] && core_str_eq_ct(sent, pg->csrf);
 }
@@ -555,7 +475,7 @@ static bool csrf_ok(struct page *pg)
 static int login_page(struct page *pg, int status, const char *alert)
 {
     page_reset(pg);
-    page_begin(pg, status, "Sign in");
+    portal_page_begin(pg, status, "Sign in");
     out_s(pg, "<section class=\"login card\">\n<h1>Sign in to Paved</h1>\n"
               "<p class=\"muted\">Use an API token (it starts with <code>pave_</code>). "
               "<code>pave up</code> prints the administrator's token; an administrator can "
@@ -570,7 +490,7 @@ static int login_page(struct page *pg, int status, const char *alert)
               "<input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" "
               "spellcheck=\"false\" required autofocus placeholder=\"pave_&hellip;\">\n"
               "<button type=\"submit\">Sign in</button>\n</form>\n</section>\n");
-    page_end(pg);
+    portal_page_end(pg);
     return pg->rc;
 }
 
@@ -628,7 +548,7 @@ static int login_post(struct page *pg)
              PORTAL_SESSION_COOKIE "=%s; " COOKIE_ATTRS "; Max-Age=%lld", session,
              (long long)(AUTH_SESSION_TTL_MS / 1000));
     log_info("portal", "signed in", LOG_STR("user", who.user), LOG_STR("token_id", who.token_id));
-    rc = redirect(pg, "/catalog");
+    rc = portal_redirect(pg, "/catalog");
 out:
     explicit_bzero(token, sizeof(token));
     explicit_bzero(session, sizeof(session));
@@ -643,7 +563,7 @@ static int logout_post(struct page *pg)
         return rc;
     log_info("portal", "signed out", LOG_STR("user", pg->who.user));
     clear_cookie(pg);
-    return redirect(pg, "/login");
+    return portal_redirect(pg, "/login");
 }
 
 /* ---- catalog --------------------------------------------------------------------------------- */
@@ -705,10 +625,10 @@ static int catalog_page(struct page *pg)
     char q[PARAM_MAX], team[PARAM_MAX], pagestr[32];
     int rc = 0;
 
-    if (form_value(pg->req->query, "q", q, sizeof(q)) ||
-        form_value(pg->req->query, "team", team, sizeof(team)) ||
-        form_value(pg->req->query, "page", pagestr, sizeof(pagestr))) {
-        rc = bad_request(pg, "The search parameters could not be read.");
+    if (portal_form_value(pg->req->query, "q", q, sizeof(q)) ||
+        portal_form_value(pg->req->query, "team", team, sizeof(team)) ||
+        portal_form_value(pg->req->query, "page", pagestr, sizeof(pagestr))) {
+        rc = portal_bad_request(pg, "The search parameters could not be read.");
         goto out;
     }
     long page = 1;
@@ -716,7 +636,7 @@ static int catalog_page(struct page *pg)
         char *end = NULL;
         page = strtol(pagestr, &end, 10);
         if (!end || *end || page < 1 || page > 1000000) {
-            rc = bad_request(pg, "The page number must be a positive whole number.");
+            rc = portal_bad_request(pg, "The page number must be a positive whole number.");
             goto out;
         }
     }
@@ -729,14 +649,14 @@ static int catalog_page(struct page *pg)
     };
     rc = catalog_service_list(pg->p->cat, &cq, &list, &pg->err);
     if (rc == CORE_E_INVAL) {
-        rc = bad_request(pg, pg->err.msg);
+        rc = portal_bad_request(pg, pg->err.msg);
         goto out;
     }
     if (rc)
         goto out;
 
     pg->nav = "catalog";
-    page_begin(pg, 200, "Catalog");
+    portal_page_begin(pg, 200, "Catalog");
     out_s(pg, "<h1>Service catalog</h1>\n<p class=\"lead\">Every service, who owns it and how it "
               "runs.</p>\n"
               "<form id=\"search\" class=\"filters\" method=\"get\" action=\"/catalog\" "
@@ -784,7 +704,7 @@ static int catalog_page(struct page *pg)
         out_s(pg, "</td><td>");
         out_hd(pg, s->description);
         out_s(pg, "</td><td>");
-        out_time(pg, s->updated_at);
+        portal_out_time(pg, s->updated_at);
         out_s(pg, "</td></tr>\n");
     }
     if (list.n == 0)
@@ -807,7 +727,7 @@ static int catalog_page(struct page *pg)
         }
         out_s(pg, "</nav>\n");
     }
-    page_end(pg);
+    portal_page_end(pg);
     rc = pg->rc;
 out:
     catalog_service_list_release(&list);
@@ -1113,7 +1033,7 @@ static void service_facts(struct page *pg, const struct catalog_service *s, cons
     out_s(pg, "</dd>\n");
 
     fact(pg, "updated", "Updated");
-    out_time(pg, s->updated_at);
+    portal_out_time(pg, s->updated_at);
     out_s(pg, "</dd>\n</dl>\n");
 }
 
@@ -1131,7 +1051,7 @@ static int audit_row(void *arg, const struct store_audit_event *ev)
     struct page *pg = a->pg;
     a->n++;
     out_s(pg, "<tr class=\"audit-row\"><td>");
-    out_time(pg, ev->ts);
+    portal_out_time(pg, ev->ts);
     out_s(pg, "</td><td>");
     out_hd(pg, ev->actor);
     out_s(pg, "</td><td><code>");
@@ -1236,7 +1156,7 @@ static void out_duration(struct page *pg, int64_t ms)
 }
 
 /* Parses a positive decimal id (no sign, no leading zeros beyond "0", at most 18 digits). */
-static bool parse_id(const char *s, size_t len, int64_t *id)
+bool portal_parse_id(const char *s, size_t len, int64_t *id)
 {
     if (len == 0 || len > 18 || s[0] == '0')
         return false;
@@ -1346,7 +1266,7 @@ static int run_row(void *arg, const struct ci_run *run)
     out_s(pg, "</td><td>");
     out_commit(pg, run->commit);
     out_s(pg, "</td><td>");
-    out_time(pg, run->queued_at);
+    portal_out_time(pg, run->queued_at);
     out_s(pg, "</td><td>");
     out_digest(pg, run->artifact_digest);
     out_s(pg, "</td></tr>\n");
@@ -1428,7 +1348,7 @@ static int image_row_html(void *arg, const struct artifact_image *img)
     out_s(pg, "</code></td><td>");
     out_size(pg, img->size);
     out_s(pg, "</td><td>");
-    out_time(pg, img->created_at);
+    portal_out_time(pg, img->created_at);
     out_f(pg, "</td><td><span class=\"state %s sig-%s\"", sig_class[img->v->status],
           artifact_sig_status_name(img->v->status));
     if (img->v->reason[0]) {
@@ -1480,14 +1400,14 @@ static void service_artifacts_section(struct page *pg, const char *name)
 /* ---- the service page's "Deployments" section and the rollback confirmation ----------------- */
 
 /* A string member, or NULL when absent or not a string. */
-static const char *jstr(const json_t *obj, const char *key)
+const char *portal_jstr(const json_t *obj, const char *key)
 {
     const json_t *v = jget(obj, key);
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
 /* An integer member; false when absent or not an integer. */
-static bool jint(const json_t *obj, const char *key, int64_t *out)
+bool portal_jint(const json_t *obj, const char *key, int64_t *out)
 {
     const json_t *v = jget(obj, key);
     if (!json_is_integer(v))
@@ -1500,14 +1420,14 @@ static bool jint(const json_t *obj, const char *key, int64_t *out)
 static void out_deploy_ref(struct page *pg, const json_t *d)
 {
     int64_t id = 0, of = 0;
-    if (jint(d, "id", &id))
+    if (portal_jint(d, "id", &id))
         out_f(pg, "#%lld", (long long)id);
-    const char *kind = jstr(d, "kind");
+    const char *kind = portal_jstr(d, "kind");
     if (kind && *kind) {
         out_s(pg, " ");
         out_h(pg, kind);
     }
-    if (jint(d, "rollback_of", &of) && of > 0)
+    if (portal_jint(d, "rollback_of", &of) && of > 0)
         out_f(pg, " of #%lld", (long long)of);
 }
 
@@ -1518,7 +1438,7 @@ static void deployment_facts(struct page *pg, const json_t *d)
     out_s(pg, "<dt>Deployment</dt><dd class=\"deploy-id\">");
     out_deploy_ref(pg, d);
     out_s(pg, "</dd>\n<dt>Image</dt><dd class=\"deploy-image\">");
-    const char *image = jstr(d, "image");
+    const char *image = portal_jstr(d, "image");
     if (image && *image) {
         out_s(pg, "<code>");
         out_h(pg, image);
@@ -1527,17 +1447,17 @@ static void deployment_facts(struct page *pg, const json_t *d)
         out_hd(pg, NULL);
     }
     out_s(pg, "</dd>\n<dt>Digest</dt><dd class=\"deploy-digest\">");
-    out_short(pg, jstr(d, "digest"), 19, "digest");
+    out_short(pg, portal_jstr(d, "digest"), 19, "digest");
     out_s(pg, "</dd>\n<dt>Revision</dt><dd class=\"deploy-revision\">");
-    out_commit(pg, jstr(d, "revision"));
+    out_commit(pg, portal_jstr(d, "revision"));
     out_s(pg, "</dd>\n<dt>State</dt><dd class=\"deploy-state\">");
-    state_badge(pg, jstr(d, "state"), NULL);
+    state_badge(pg, portal_jstr(d, "state"), NULL);
     out_s(pg, "</dd>\n<dt>Message</dt><dd class=\"deploy-message\">");
-    out_hd(pg, jstr(d, "message"));
+    out_hd(pg, portal_jstr(d, "message"));
     out_s(pg, "</dd>\n<dt>By</dt><dd class=\"deploy-actor\">");
-    out_hd(pg, jstr(d, "actor"));
+    out_hd(pg, portal_jstr(d, "actor"));
     out_s(pg, "</dd>\n<dt>Created</dt><dd>");
-    out_time(pg, jstr(d, "created_at"));
+    portal_out_time(pg, portal_jstr(d, "created_at"));
     out_s(pg, "</dd>\n");
 }
 
@@ -1545,11 +1465,11 @@ static void replica_row(struct page *pg, const json_t *r)
 {
     int64_t port = 0, restarts = 0;
     out_s(pg, "<tr class=\"replica-row\"><td class=\"replica-name\"><code>");
-    out_h(pg, jstr(r, "name"));
+    out_h(pg, portal_jstr(r, "name"));
     out_s(pg, "</code></td><td>");
-    out_commit(pg, jstr(r, "revision"));
+    out_commit(pg, portal_jstr(r, "revision"));
     out_s(pg, "</td><td class=\"num\">");
-    if (jint(r, "port", &port) && port > 0)
+    if (portal_jint(r, "port", &port) && port > 0)
         out_f(pg, "%lld", (long long)port);
     else
         out_hd(pg, NULL);
@@ -1561,16 +1481,16 @@ static void replica_row(struct page *pg, const json_t *r)
     if (json_is_true(jget(r, "draining")))
         out_s(pg, " <span class=\"muted\">(draining)</span>");
     out_s(pg, "</td><td class=\"replica-state\">");
-    state_badge(pg, jstr(r, "state"), NULL);
+    state_badge(pg, portal_jstr(r, "state"), NULL);
     out_s(pg, "</td><td class=\"num replica-restarts\">");
-    if (jint(r, "restarts", &restarts))
+    if (portal_jint(r, "restarts", &restarts))
         out_f(pg, "%lld", (long long)restarts);
     else
         out_hd(pg, NULL);
     out_s(pg, "</td><td class=\"replica-isolation\">");
-    out_hd(pg, jstr(r, "isolation"));
+    out_hd(pg, portal_jstr(r, "isolation"));
     out_s(pg, "</td><td class=\"replica-error\">");
-    out_hd(pg, jstr(r, "last_error"));
+    out_hd(pg, portal_jstr(r, "last_error"));
     out_s(pg, "</td></tr>\n");
 }
 
@@ -1596,14 +1516,14 @@ static void out_url(struct page *pg, const char *url)
  * rollback button. */
 static void deploy_env_card(struct page *pg, const char *service, const json_t *e)
 {
-    const char *env = jstr(e, "env");
+    const char *env = portal_jstr(e, "env");
     const json_t *desired = jget(e, "desired");
     const json_t *stable = jget(e, "stable");
     const json_t *reps = jget(e, "replicas");
     int64_t wanted = 0;
     size_t ready = 0, idx;
     json_t *r;
-    jint(e, "replicas_wanted", &wanted);
+    portal_jint(e, "replicas_wanted", &wanted);
     if (json_is_array(reps))
         json_array_foreach ((json_t *)reps, idx, r)
             if (json_is_true(json_object_get(r, "ready")) &&
@@ -1615,11 +1535,11 @@ static void deploy_env_card(struct page *pg, const char *service, const json_t *
     out_s(pg, "\">\n<h3>");
     out_hd(pg, env);
     out_s(pg, " ");
-    state_badge(pg, jstr(desired, "state"), NULL);
+    state_badge(pg, portal_jstr(desired, "state"), NULL);
     out_s(pg, "</h3>\n<dl class=\"facts\">\n<dt>URL</dt><dd class=\"deploy-url\">");
-    out_url(pg, jstr(e, "url"));
+    out_url(pg, portal_jstr(e, "url"));
     out_s(pg, "</dd>\n<dt>Internal URL</dt><dd class=\"deploy-internal-url\">");
-    out_url(pg, jstr(e, "internal_url"));
+    out_url(pg, portal_jstr(e, "internal_url"));
     out_f(pg, "</dd>\n<dt>Replicas</dt><dd class=\"deploy-ready\">%zu of %lld ready</dd>\n", ready,
           (long long)wanted);
     if (json_is_object(desired))
@@ -1631,7 +1551,7 @@ static void deploy_env_card(struct page *pg, const char *service, const json_t *
     if (json_is_object(stable)) {
         out_deploy_ref(pg, stable);
         out_s(pg, " ");
-        out_commit(pg, jstr(stable, "revision"));
+        out_commit(pg, portal_jstr(stable, "revision"));
     } else {
         out_hd(pg, NULL);
     }
@@ -1667,15 +1587,15 @@ static void deploy_env_card(struct page *pg, const char *service, const json_t *
 static void deploy_history_row(struct page *pg, const json_t *d)
 {
     int64_t id = 0, replicas = 0, of = 0;
-    jint(d, "id", &id);
+    portal_jint(d, "id", &id);
     out_f(pg, "<tr class=\"deploy-row\"><td>#%lld</td><td>", (long long)id);
-    out_hd(pg, jstr(d, "env"));
+    out_hd(pg, portal_jstr(d, "env"));
     out_s(pg, "</td><td>");
-    out_hd(pg, jstr(d, "kind"));
-    if (jint(d, "rollback_of", &of) && of > 0)
+    out_hd(pg, portal_jstr(d, "kind"));
+    if (portal_jint(d, "rollback_of", &of) && of > 0)
         out_f(pg, " of #%lld", (long long)of);
     out_s(pg, "</td><td>");
-    const char *image = jstr(d, "image");
+    const char *image = portal_jstr(d, "image");
     if (image && *image) {
         out_s(pg, "<code>");
         out_h(pg, image);
@@ -1684,18 +1604,18 @@ static void deploy_history_row(struct page *pg, const json_t *d)
         out_hd(pg, NULL);
     }
     out_s(pg, "</td><td>");
-    out_commit(pg, jstr(d, "revision"));
+    out_commit(pg, portal_jstr(d, "revision"));
     out_s(pg, "</td><td class=\"num\">");
-    if (jint(d, "replicas", &replicas))
+    if (portal_jint(d, "replicas", &replicas))
         out_f(pg, "%lld", (long long)replicas);
     out_s(pg, "</td><td>");
-    state_badge(pg, jstr(d, "state"), NULL);
+    state_badge(pg, portal_jstr(d, "state"), NULL);
     out_s(pg, "</td><td>");
-    out_hd(pg, jstr(d, "actor"));
+    out_hd(pg, portal_jstr(d, "actor"));
     out_s(pg, "</td><td>");
-    out_time(pg, jstr(d, "created_at"));
+    portal_out_time(pg, portal_jstr(d, "created_at"));
     out_s(pg, "</td><td class=\"deploy-row-message\">");
-    out_hd(pg, jstr(d, "message"));
+    out_hd(pg, portal_jstr(d, "message"));
     out_s(pg, "</td></tr>\n");
 }
 
@@ -1709,14 +1629,14 @@ static void deployments_body(struct page *pg, const char *service, const json_t 
     out_s(pg, "<section id=\"deployments\">\n<h2>Deployments</h2>\n");
     if (notice) {
         int64_t id = 0;
-        jint(notice, "id", &id);
+        portal_jint(notice, "id", &id);
         out_f(pg, "<p class=\"note\" id=\"deploy-notice\" role=\"status\">Rollback started: "
                   "deployment #%lld deploys <code>", (long long)id);
-        out_h(pg, jstr(notice, "image"));
+        out_h(pg, portal_jstr(notice, "image"));
         out_s(pg, "</code> (revision ");
-        out_commit(pg, jstr(notice, "revision"));
+        out_commit(pg, portal_jstr(notice, "revision"));
         out_s(pg, ") to ");
-        out_h(pg, jstr(notice, "env"));
+        out_h(pg, portal_jstr(notice, "env"));
         out_s(pg, " again. Its progress shows below; reload to follow it.</p>\n");
     }
     if (!enabled) {
@@ -1767,7 +1687,7 @@ static void deployments_body(struct page *pg, const char *service, const json_t 
         out_s(pg, "<tr><td colspan=\"10\" class=\"empty\">No deployments yet.</td></tr>\n");
     out_s(pg, "</tbody>\n</table>\n");
     int64_t total = 0;
-    if (jint(history, "total", &total) && total > (int64_t)n) {
+    if (portal_jint(history, "total", &total) && total > (int64_t)n) {
         out_f(pg, "<p class=\"more\" id=\"deploy-history-more\">The newest %zu of %lld; "
                   "<code>pave deployments list ", n, (long long)total);
         out_h(pg, service);
@@ -1820,10 +1740,10 @@ static void service_deployments_section(struct page *pg, const char *name, const
         log_warn("portal", "cannot list deployments", LOG_STR("service", name),
                  LOG_STR("error", err.msg));
     core_err_clear(&err);
-    if (pg->req->query && form_value(pg->req->query, "rolled_back", id_s, sizeof(id_s)) == 0 &&
-        parse_id(id_s, strlen(id_s), &id)) {
+    if (pg->req->query && portal_form_value(pg->req->query, "rolled_back", id_s, sizeof(id_s)) == 0 &&
+        portal_parse_id(id_s, strlen(id_s), &id)) {
         notice = deploy_get(pg->p->st, id, &err);
-        const char *svc = jstr(notice, "service");
+        const char *svc = portal_jstr(notice, "service");
         if (notice && (!svc || strcmp(svc, name) != 0)) {
             json_decref(notice);
             notice = NULL;
@@ -1840,7 +1760,7 @@ static void service_deployments_section(struct page *pg, const char *name, const
 /* Reads and checks the env parameter of the rollback page and form. */
 static bool rollback_env_ok(const char *src, char *env, size_t envsz)
 {
-    return src && form_value(src, "env", env, envsz) == 0 && core_is_dns_label(env);
+    return src && portal_form_value(src, "env", env, envsz) == 0 && core_is_dns_label(env);
 }
 
 #define ROLLBACK_BAD_ENV "'env' must name an environment, e.g. ?env=prod."
@@ -1850,7 +1770,7 @@ static int rollback_refused(struct page *pg, int status, const char *service, co
                             const char *msg)
 {
     page_reset(pg);
-    page_begin(pg, status, "Rollback refused");
+    portal_page_begin(pg, status, "Rollback refused");
     out_s(pg, "<p class=\"crumbs\"><a href=\"/catalog\">Catalog</a> / <a href=\"/services/");
     out_u(pg, service);
     out_s(pg, "\">");
@@ -1871,13 +1791,13 @@ static int rollback_refused(struct page *pg, int status, const char *service, co
     out_s(pg, "#deployments\">Back to ");
     out_h(pg, service);
     out_s(pg, "</a></p>\n");
-    page_end(pg);
+    portal_page_end(pg);
     return pg->rc;
 }
 
 static int deployments_off(struct page *pg)
 {
-    return error_page(pg, 404, "Deployments are not enabled",
+    return portal_error_page(pg, 404, "Deployments are not enabled",
                       "This server runs no deploy controller, so there is nothing to roll back. "
                       "Start it with --ingress ADDR:PORT to enable deployments.");
 }
@@ -1886,13 +1806,13 @@ static int deployments_off(struct page *pg)
  * not a scale, of another revision than the one wanted now. Borrowed from history, or NULL. */
 static const json_t *rollback_target(const json_t *history, const json_t *desired)
 {
-    const char *cur = jstr(desired, "revision");
+    const char *cur = portal_jstr(desired, "revision");
     const json_t *items = jget(history, "items");
     size_t idx;
     json_t *d;
     json_array_foreach ((json_t *)items, idx, d) {
-        const char *state = jstr(d, "state"), *kind = jstr(d, "kind");
-        const char *rev = jstr(d, "revision");
+        const char *state = portal_jstr(d, "state"), *kind = portal_jstr(d, "kind");
+        const char *rev = portal_jstr(d, "revision");
         if (!state || strcmp(state, "succeeded") != 0 || (kind && strcmp(kind, "scale") == 0))
             continue;
         if (cur && rev && strcmp(cur, rev) == 0)
@@ -1911,17 +1831,17 @@ static int rollback_get(struct page *pg, const char *name)
     int rc = 0;
 
     if (!core_is_dns_label(name)) {
-        rc = not_found(pg);
+        rc = portal_not_found(pg);
         goto out;
     }
     if (!rollback_env_ok(pg->req->query, env, sizeof(env))) {
-        rc = bad_request(pg, ROLLBACK_BAD_ENV);
+        rc = portal_bad_request(pg, ROLLBACK_BAD_ENV);
         goto out;
     }
     rc = catalog_service_get(pg->p->cat, name, &s, &pg->err);
     if (rc == CORE_E_NOTFOUND) {
         core_err_clear(&pg->err);
-        rc = error_page(pg, 404, "Service not found",
+        rc = portal_error_page(pg, 404, "Service not found",
                         "No service by that name is in the catalog.");
         goto out;
     }
@@ -1933,7 +1853,7 @@ static int rollback_get(struct page *pg, const char *name)
     }
     status = deploy_status(pg->p->deploy, s.name, env, &pg->err);
     if (!status && pg->err.code == CORE_E_NOTFOUND) {
-        rc = error_page(pg, 404, "Not deployed", pg->err.msg);
+        rc = portal_error_page(pg, 404, "Not deployed", pg->err.msg);
         core_err_clear(&pg->err);
         goto out;
     }
@@ -1950,13 +1870,13 @@ static int rollback_get(struct page *pg, const char *name)
     const json_t *desired = jget(e, "desired");
     const json_t *target = rollback_target(history, desired);
     int64_t total = 0;
-    bool unsure = !target && jint(history, "total", &total) &&
+    bool unsure = !target && portal_jint(history, "total", &total) &&
                   total > (int64_t)json_array_size(jget(history, "items"));
 
     pg->nav = "catalog";
     char title[PARAM_MAX * 2 + 32];
     snprintf(title, sizeof(title), "Roll back %s in %s", s.name, env);
-    page_begin(pg, 200, title);
+    portal_page_begin(pg, 200, title);
     out_s(pg, "<p class=\"crumbs\"><a href=\"/catalog\">Catalog</a> / <a href=\"/services/");
     out_u(pg, s.name);
     out_s(pg, "\">");
@@ -2015,7 +1935,7 @@ static int rollback_get(struct page *pg, const char *name)
     out_s(pg, "#deployments\">Cancel</a></p>\n");
     if (target || unsure)
         out_s(pg, "</form>\n");
-    page_end(pg);
+    portal_page_end(pg);
     rc = pg->rc;
 out:
     if (status)
@@ -2035,9 +1955,9 @@ static int rollback_post(struct page *pg, const char *name)
     int rc;
 
     if (!core_is_dns_label(name))
-        return not_found(pg);
+        return portal_not_found(pg);
     if (!rollback_env_ok(pg->form, env, sizeof(env)))
-        return bad_request(pg, ROLLBACK_BAD_ENV);
+        return portal_bad_request(pg, ROLLBACK_BAD_ENV);
     if (!pg->p->deploy)
         return deployments_off(pg);
     rc = deploy_rollback(pg->p->deploy, &pg->who.actor, name, env, 0, &id, &e);
@@ -2062,7 +1982,7 @@ static int rollback_post(struct page *pg, const char *name)
              LOG_INT("deployment", id), LOG_STR("user", pg->who.user));
     char to[PARAM_MAX + 64];
     snprintf(to, sizeof(to), "/services/%s?rolled_back=%lld#deployments", name, (long long)id);
-    return redirect(pg, to); /* a checked DNS label and a number */
+    return portal_redirect(pg, to); /* a checked DNS label and a number */
 }
 
 /* /services/NAME/runs?before=ID */
@@ -2074,17 +1994,17 @@ static int service_runs_page(struct page *pg, const char *name)
     int rc = 0;
 
     if (!core_is_dns_label(name)) {
-        rc = not_found(pg);
+        rc = portal_not_found(pg);
         goto out;
     }
-    if (form_value(pg->req->query, "before", before_s, sizeof(before_s)) ||
-        (before_s[0] && !parse_id(before_s, strlen(before_s), &before))) {
-        rc = bad_request(pg, "'before' must be a run number.");
+    if (portal_form_value(pg->req->query, "before", before_s, sizeof(before_s)) ||
+        (before_s[0] && !portal_parse_id(before_s, strlen(before_s), &before))) {
+        rc = portal_bad_request(pg, "'before' must be a run number.");
         goto out;
     }
     rc = catalog_service_get(pg->p->cat, name, &s, &pg->err);
     if (rc == CORE_E_NOTFOUND) {
-        rc = error_page(pg, 404, "Service not found",
+        rc = portal_error_page(pg, 404, "Service not found",
                         "No service by that name is in the catalog.");
         goto out;
     }
@@ -2094,7 +2014,7 @@ static int service_runs_page(struct page *pg, const char *name)
     pg->nav = "catalog";
     char title[160];
     snprintf(title, sizeof(title), "Runs of %s", s.name);
-    page_begin(pg, 200, title);
+    portal_page_begin(pg, 200, title);
     out_s(pg, "<p class=\"crumbs\"><a href=\"/catalog\">Catalog</a> / <a href=\"/services/");
     out_u(pg, s.name);
     out_s(pg, "\">");
@@ -2122,7 +2042,7 @@ static int service_runs_page(struct page *pg, const char *name)
         }
         out_s(pg, "</nav>\n");
     }
-    page_end(pg);
+    portal_page_end(pg);
     rc = pg->rc;
 out:
     catalog_service_release(&s);
@@ -2406,13 +2326,13 @@ static void run_facts(struct page *pg, const struct run_copy *r)
     out_hd(pg, r->actor);
     out_s(pg, "</dd>\n");
     fact(pg, "run-queued", "Queued");
-    out_time(pg, r->queued_at);
+    portal_out_time(pg, r->queued_at);
     out_s(pg, "</dd>\n");
     fact(pg, "run-started", "Started");
-    out_time(pg, r->started_at);
+    portal_out_time(pg, r->started_at);
     out_s(pg, "</dd>\n");
     fact(pg, "run-finished", "Finished");
-    out_time(pg, r->finished_at);
+    portal_out_time(pg, r->finished_at);
     out_s(pg, "</dd>\n");
     if (r->error && *r->error) {
         fact(pg, "run-error", "Error");
@@ -2443,7 +2363,7 @@ static int run_page(struct page *pg, int64_t id)
     int rc = run_load(pg, id, &r);
     if (rc == CORE_E_NOTFOUND) {
         core_err_clear(&pg->err);
-        rc = error_page(pg, 404, "Run not found", "There is no run with that number.");
+        rc = portal_error_page(pg, 404, "Run not found", "There is no run with that number.");
         goto out;
     }
     if (rc)
@@ -2455,7 +2375,7 @@ static int run_page(struct page *pg, int64_t id)
     pg->nav = "catalog";
     char title[64];
     snprintf(title, sizeof(title), "Run #%lld", (long long)r.id);
-    page_begin(pg, 200, title);
+    portal_page_begin(pg, 200, title);
     out_s(pg, "<p class=\"crumbs\"><a href=\"/catalog\">Catalog</a> / <a href=\"/services/");
     out_u(pg, r.service);
     out_s(pg, "\">");
@@ -2515,7 +2435,7 @@ static int run_page(struct page *pg, int64_t id)
                                 : "<p class=\"muted\" id=\"log-empty\">No log: pipelines are off."
                                   "</p>\n");
     out_s(pg, "</section>\n");
-    page_end(pg);
+    portal_page_end(pg);
     rc = pg->rc;
 out:
     core_buf_release(&log);
@@ -2531,19 +2451,19 @@ static int artifact_download(struct page *pg, int64_t id)
     int rc = run_load(pg, id, &r);
     if (rc == CORE_E_NOTFOUND) {
         core_err_clear(&pg->err);
-        rc = error_page(pg, 404, "Run not found", "There is no run with that number.");
+        rc = portal_error_page(pg, 404, "Run not found", "There is no run with that number.");
         goto out;
     }
     if (rc)
         goto out;
     if (!r.artifact_path || !*r.artifact_path) {
-        rc = error_page(pg, 404, "No artifact", "This run has no artifact.");
+        rc = portal_error_page(pg, 404, "No artifact", "This run has no artifact.");
         goto out;
     }
     fd = open(r.artifact_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        rc = error_page(pg, 404, "No artifact", "The artifact file of this run is gone.");
+        rc = portal_error_page(pg, 404, "No artifact", "The artifact file of this run is gone.");
         goto out;
     }
     page_reset(pg);
@@ -2623,16 +2543,16 @@ int portal_logs_filter_parse(const char *query, int64_t now_ms, struct portal_lo
     f->limit = PORTAL_LOGS_LIMIT_DEFAULT;
     *problem = NULL;
 
-    if (form_value(q, "env", f->env, sizeof(f->env)) || (f->env[0] && !core_is_dns_label(f->env))) {
+    if (portal_form_value(q, "env", f->env, sizeof(f->env)) || (f->env[0] && !core_is_dns_label(f->env))) {
         *problem = "'env' must name an environment, e.g. prod.";
         return CORE_E_INVAL;
     }
-    if (form_value(q, "level", f->level, sizeof(f->level)) ||
+    if (portal_form_value(q, "level", f->level, sizeof(f->level)) ||
         (f->level[0] && !(f->min_severity = tel_severity_parse(f->level, strlen(f->level))))) {
         *problem = "'level' must be trace, debug, info, warn, error or fatal.";
         return CORE_E_INVAL;
     }
-    if (form_value(q, "grep", f->grep, sizeof(f->grep))) {
+    if (portal_form_value(q, "grep", f->grep, sizeof(f->grep))) {
         *problem = "'grep' is too long (255 bytes at most) or holds control characters.";
         return CORE_E_INVAL;
     }
@@ -2647,7 +2567,7 @@ int portal_logs_filter_parse(const char *query, int64_t now_ms, struct portal_lo
         *problem = "'since' must be a duration back from now (5m, 2h, 7d) or an RFC 3339 time.";
         return CORE_E_INVAL;
     }
-    if (form_value(q, "limit", v, sizeof(v))) {
+    if (portal_form_value(q, "limit", v, sizeof(v))) {
         *problem = "'limit' must be a whole number from 1 to 1000.";
         return CORE_E_INVAL;
     }
@@ -2660,18 +2580,18 @@ int portal_logs_filter_parse(const char *query, int64_t now_ms, struct portal_lo
         }
         f->limit = (size_t)n;
     }
-    if (form_value(q, "follow", v, sizeof(v))) {
+    if (portal_form_value(q, "follow", v, sizeof(v))) {
         *problem = "'follow' must be 1 or 0.";
         return CORE_E_INVAL;
     }
     f->follow = strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0;
-    if (form_value(q, "after", v, sizeof(v)) ||
+    if (portal_form_value(q, "after", v, sizeof(v)) ||
         (v[0] && !(f->has_after = parse_cursor(v, &f->after_seg, &f->after_off)))) {
         *problem = "'after' must be a position in the log store (SEGMENT.OFFSET).";
         return CORE_E_INVAL;
     }
     int64_t now_s = now_ms / 1000;
-    if (form_value(q, "tail_end", v, sizeof(v))) {
+    if (portal_form_value(q, "tail_end", v, sizeof(v))) {
         *problem = "'tail_end' must be a time in seconds.";
         return CORE_E_INVAL;
     }
@@ -2804,11 +2724,11 @@ static void log_row(struct page *pg, const char *line, size_t len, int severity,
     int b = sev_bucket(severity);
     out_s(pg, is_new ? "<tr class=\"log-row log-new\"><td class=\"log-time\">"
                      : "<tr class=\"log-row\"><td class=\"log-time\">");
-    out_log_time(pg, jstr(j, "ts"));
+    out_log_time(pg, portal_jstr(j, "ts"));
     out_f(pg, "</td><td class=\"log-sev\"><span class=\"sev sev-%s\">%s</span></td>"
               "<td class=\"log-instance\">",
           sev_class[b], b ? sev_label[b] : "&mdash;");
-    out_hd(pg, jstr(jget(j, "resource"), "service.instance.id"));
+    out_hd(pg, portal_jstr(jget(j, "resource"), "service.instance.id"));
     out_s(pg, "</td><td class=\"log-body\">");
     const json_t *body = jget(j, "body");
     if (!j)
@@ -2933,19 +2853,19 @@ static int logs_page(struct page *pg, const char *name)
     core_buf_init(&href, 0);
 
     if (!core_is_dns_label(name)) {
-        rc = not_found(pg);
+        rc = portal_not_found(pg);
         goto out;
     }
     rc = catalog_service_get(pg->p->cat, name, &s, &pg->err);
     if (rc == CORE_E_NOTFOUND) {
-        rc = error_page(pg, 404, "Service not found", "No service by that name is in the catalog.");
+        rc = portal_error_page(pg, 404, "Service not found", "No service by that name is in the catalog.");
         goto out;
     }
     if (rc)
         goto out;
     int64_t now_ms = core_now_ms();
     if (portal_logs_filter_parse(pg->req->query, now_ms, &f, &problem)) {
-        rc = bad_request(pg, problem);
+        rc = portal_bad_request(pg, problem);
         goto out;
     }
     bool tailing = f.follow && now_ms / 1000 < f.tail_end;
@@ -2989,7 +2909,7 @@ static int logs_page(struct page *pg, const char *name)
     }
 
     pg->nav = "catalog";
-    page_begin(pg, 200, "Logs");
+    portal_page_begin(pg, 200, "Logs");
     out_s(pg, "<p class=\"crumbs\"><a href=\"/catalog\">Catalog</a> / ");
     out_link(pg, "/services/", s.name);
     out_s(pg, " / Logs</p>\n<h1 id=\"logs-title\">Logs of ");
@@ -3050,7 +2970,7 @@ static int logs_page(struct page *pg, const char *name)
               "<code>pave logs ");
     out_h(pg, s.name);
     out_s(pg, "</code>.</p>\n");
-    page_end(pg);
+    portal_page_end(pg);
     rc = pg->rc;
 out:
     pg->refresh_url = NULL;
@@ -3277,18 +3197,18 @@ static void out_log_counts(struct page *pg, const struct portal_log_counts *c)
 static void metrics_row(struct page *pg, const char *service, const json_t *e,
                         const struct portal_env_metrics *m)
 {
-    const char *env = jstr(e, "env");
+    const char *env = portal_jstr(e, "env");
     const json_t *reps = jget(e, "replicas");
     int64_t wanted = 0, restarts = 0, r_n = 0;
     size_t ready = 0, idx;
     json_t *r;
-    jint(e, "replicas_wanted", &wanted);
+    portal_jint(e, "replicas_wanted", &wanted);
     if (json_is_array(reps))
         json_array_foreach ((json_t *)reps, idx, r) {
             if (json_is_true(json_object_get(r, "ready")) &&
                 !json_is_true(json_object_get(r, "draining")))
                 ready++;
-            if (jint(r, "restarts", &r_n) && r_n > 0)
+            if (portal_jint(r, "restarts", &r_n) && r_n > 0)
                 restarts += r_n;
         }
     out_s(pg, "<tr class=\"metrics-row\" data-env=\"");
@@ -3296,7 +3216,7 @@ static void metrics_row(struct page *pg, const char *service, const json_t *e,
     out_s(pg, "\"><td>");
     out_hd(pg, env);
     out_s(pg, "</td><td>");
-    state_badge(pg, jstr(jget(e, "desired"), "state"), NULL);
+    state_badge(pg, portal_jstr(jget(e, "desired"), "state"), NULL);
     out_f(pg, "</td><td class=\"num metrics-ready\">%zu / %lld</td>"
               "<td class=\"num metrics-restarts\">%lld</td>",
           ready, (long long)wanted, (long long)restarts);
@@ -3342,7 +3262,7 @@ static void metrics_body(struct page *pg, const char *service, const json_t *sta
     json_t *e;
     if (json_is_array(envs))
         json_array_foreach ((json_t *)envs, idx, e) {
-            const char *env = jstr(e, "env");
+            const char *env = portal_jstr(e, "env");
             if (!json_is_object(e) || !env)
                 continue;
             if (!shown)
@@ -3406,7 +3326,7 @@ static void service_metrics_section(struct page *pg, const char *name, const jso
     const json_t *envs = jget(status, "environments");
     if (json_is_array(envs))
         json_array_foreach ((json_t *)envs, idx, e) {
-            const char *env = jstr(e, "env");
+            const char *env = portal_jstr(e, "env");
             if (!env || n == METRICS_ENVS_MAX)
                 continue;
             m[n].env = env;
@@ -3415,7 +3335,7 @@ static void service_metrics_section(struct page *pg, const char *name, const jso
             if (json_is_array(reps))
                 json_array_foreach ((json_t *)reps, ridx, r) {
                     if (!json_is_true(jget(r, "ready")) || json_is_true(jget(r, "draining")) ||
-                        !jint(r, "port", &port) || port < 1 || port > 65535)
+                        !portal_jint(r, "port", &port) || port < 1 || port > 65535)
                         continue;
                     if (ns == SCRAPE_MAX) {
                         m[n].unanswered++;
@@ -3466,7 +3386,7 @@ static void service_metrics_section(struct page *pg, const char *name, const jso
 
 static int policy_off(struct page *pg)
 {
-    return error_page(pg, 503, "Policy is not enabled",
+    return portal_error_page(pg, 503, "Policy is not enabled",
                       "This server runs without the policy engine, so there is no compliance "
                       "report and no gate decision to show.");
 }
@@ -3497,7 +3417,7 @@ static void out_percent(struct page *pg, const json_t *v)
 static void out_count(struct page *pg, const json_t *obj, const char *key)
 {
     int64_t n = 0;
-    jint(obj, key, &n);
+    portal_jint(obj, key, &n);
     out_f(pg, "%lld", (long long)n);
 }
 
@@ -3537,7 +3457,7 @@ static json_t *rule_index(struct page *pg)
     if (!idx || !list)
         goto fail;
     json_array_foreach (json_object_get(list, "items"), i, item) {
-        const char *name = jstr(item, "name");
+        const char *name = portal_jstr(item, "name");
         struct core_err e = {0};
         json_t *show = name ? policy_show(pe, name, &e) : NULL;
         if (!show) {
@@ -3547,7 +3467,7 @@ static json_t *rule_index(struct page *pg)
             goto fail;
         }
         json_array_foreach (json_object_get(show, "rules"), j, r) {
-            const char *id = jstr(r, "id");
+            const char *id = portal_jstr(r, "id");
             if (id && json_object_set(idx, id, r)) {
                 json_decref(show);
                 core_err_set(&pg->err, CORE_E_NOMEM, "out of memory");
@@ -3581,9 +3501,9 @@ struct compliance_query {
 
 static int compliance_query_parse(struct page *pg, struct compliance_query *q)
 {
-    if (form_value(pg->req->query, "group", q->group, sizeof(q->group)) ||
-        form_value(pg->req->query, "team", q->team, sizeof(q->team)) ||
-        form_value(pg->req->query, "service", q->service, sizeof(q->service)))
+    if (portal_form_value(pg->req->query, "group", q->group, sizeof(q->group)) ||
+        portal_form_value(pg->req->query, "team", q->team, sizeof(q->team)) ||
+        portal_form_value(pg->req->query, "service", q->service, sizeof(q->service)))
         return CORE_E_INVAL;
     if (!q->group[0])
         snprintf(q->group, sizeof(q->group), "team");
@@ -3665,9 +3585,9 @@ static void trend_section(struct page *pg, const json_t *trend)
     for (size_t k = 0; k < n && k < TREND_TABLE_ROWS; k++) {
         s = json_array_get(trend, n - 1 - k); /* newest first */
         int64_t id = 0;
-        jint(s, "scan", &id);
+        portal_jint(s, "scan", &id);
         out_f(pg, "<tr class=\"trend-row\"><td>#%lld</td><td>", (long long)id);
-        out_time(pg, jstr(s, "ts"));
+        portal_out_time(pg, portal_jstr(s, "ts"));
         out_s(pg, "</td><td class=\"num\">");
         out_count(pg, s, "pass");
         out_s(pg, "</td><td class=\"num\">");
@@ -3684,7 +3604,7 @@ static void trend_section(struct page *pg, const json_t *trend)
 static void group_row(struct page *pg, const struct compliance_query *q, const json_t *g,
                       const json_t *rules)
 {
-    const char *key = jstr(g, "key");
+    const char *key = portal_jstr(g, "key");
     out_s(pg, "<tr class=\"group-row\"><td>");
     if (strcmp(q->group, "team") == 0) {
         out_s(pg, "<a href=\"");
@@ -3703,11 +3623,11 @@ static void group_row(struct page *pg, const struct compliance_query *q, const j
         out_s(pg, "<code>");
         out_h(pg, key);
         out_s(pg, "</code></td><td class=\"rule-description\">");
-        out_hd(pg, jstr(r, "description"));
+        out_hd(pg, portal_jstr(r, "description"));
         out_s(pg, "</td><td>");
-        out_hd(pg, jstr(r, "severity"));
+        out_hd(pg, portal_jstr(r, "severity"));
         out_s(pg, "</td><td>");
-        out_hd(pg, jstr(r, "mode"));
+        out_hd(pg, portal_jstr(r, "mode"));
     } else {
         out_h(pg, key);
     }
@@ -3733,7 +3653,7 @@ static void failures_table(struct page *pg, const json_t *groups)
               "<tbody>\n");
     json_array_foreach ((json_t *)groups, i, g) {
         json_array_foreach (json_object_get(g, "rows"), j, r) {
-            const char *outcome = jstr(r, "outcome");
+            const char *outcome = portal_jstr(r, "outcome");
             if (outcome && strcmp(outcome, "pass") == 0)
                 continue;
             if (shown == FAILURES_SHOWN) {
@@ -3741,9 +3661,9 @@ static void failures_table(struct page *pg, const json_t *groups)
                 continue;
             }
             shown++;
-            const char *svc = jstr(r, "service");
+            const char *svc = portal_jstr(r, "service");
             out_s(pg, "<tr class=\"failure-row\"><td>");
-            out_hd(pg, jstr(r, "team"));
+            out_hd(pg, portal_jstr(r, "team"));
             out_s(pg, "</td><td>");
             if (svc && core_is_dns_label(svc)) {
                 out_s(pg, "<a href=\"/services/");
@@ -3755,15 +3675,15 @@ static void failures_table(struct page *pg, const json_t *groups)
                 out_hd(pg, svc);
             }
             out_s(pg, "</td><td><code>");
-            out_h(pg, jstr(r, "rule"));
+            out_h(pg, portal_jstr(r, "rule"));
             out_s(pg, "</code></td><td>");
-            out_hd(pg, jstr(r, "severity"));
+            out_hd(pg, portal_jstr(r, "severity"));
             out_s(pg, "</td><td>");
-            out_hd(pg, jstr(r, "mode"));
+            out_hd(pg, portal_jstr(r, "mode"));
             out_s(pg, "</td><td>");
             outcome_badge(pg, outcome);
             out_s(pg, "</td><td>");
-            out_hd(pg, jstr(r, "message"));
+            out_hd(pg, portal_jstr(r, "message"));
             out_s(pg, "</td></tr>\n");
         }
     }
@@ -3783,7 +3703,7 @@ static int compliance_page(struct page *pg)
     int rc = 0;
 
     if (compliance_query_parse(pg, &q)) {
-        rc = bad_request(pg, "The filters could not be read: group is team, service or rule.");
+        rc = portal_bad_request(pg, "The filters could not be read: group is team, service or rule.");
         goto out;
     }
     if (!pg->p->policy) {
@@ -3792,19 +3712,19 @@ static int compliance_page(struct page *pg)
     }
     if (!(rep = policy_report(pg->p->policy, q.group, q.team, q.service, &pg->err)) ||
         !(rules = rule_index(pg))) {
-        rc = pg->err.code == CORE_E_INVAL ? bad_request(pg, pg->err.msg) : engine_rc(pg);
+        rc = pg->err.code == CORE_E_INVAL ? portal_bad_request(pg, pg->err.msg) : engine_rc(pg);
         goto out;
     }
 
     const json_t *scan = jget(rep, "scan");
     pg->nav = "compliance";
-    page_begin(pg, 200, "Compliance");
+    portal_page_begin(pg, 200, "Compliance");
     out_s(pg, "<h1>Compliance</h1>\n<p class=\"lead\" id=\"scan\">");
     if (json_is_object(scan)) {
         int64_t sid = 0;
-        jint(scan, "id", &sid);
+        portal_jint(scan, "id", &sid);
         out_f(pg, "The guard rails of every service, from scan #%lld at ", (long long)sid);
-        out_time(pg, jstr(scan, "ts"));
+        portal_out_time(pg, portal_jstr(scan, "ts"));
         out_s(pg, ". An excepted rule counts as compliant: its risk was accepted.</p>\n");
     } else {
         out_s(pg, "No scan has run yet. The server scans every service at start and every 5 "
@@ -3875,7 +3795,7 @@ static int compliance_page(struct page *pg)
 
     failures_table(pg, gs);
     trend_section(pg, jget(rep, "trend"));
-    page_end(pg);
+    portal_page_end(pg);
     rc = pg->rc;
 out:
     json_decref(rep);
@@ -3888,7 +3808,7 @@ static int compliance_csv(struct page *pg)
 {
     struct compliance_query q;
     if (compliance_query_parse(pg, &q))
-        return bad_request(pg, "The filters could not be read.");
+        return portal_bad_request(pg, "The filters could not be read.");
     if (!pg->p->policy)
         return policy_off(pg);
     int rc = policy_report_csv(pg->p->policy, q.team, q.service, pg->b, &pg->err);
@@ -3904,12 +3824,12 @@ static int compliance_json(struct page *pg)
 {
     struct compliance_query q;
     if (compliance_query_parse(pg, &q))
-        return bad_request(pg, "The filters could not be read: group is team, service or rule.");
+        return portal_bad_request(pg, "The filters could not be read: group is team, service or rule.");
     if (!pg->p->policy)
         return policy_off(pg);
     json_t *rep = policy_report(pg->p->policy, q.group, q.team, q.service, &pg->err);
     if (!rep)
-        return pg->err.code == CORE_E_INVAL ? bad_request(pg, pg->err.msg) : engine_rc(pg);
+        return pg->err.code == CORE_E_INVAL ? portal_bad_request(pg, pg->err.msg) : engine_rc(pg);
     char *text = json_dumps(rep, JSON_INDENT(2) | JSON_ESCAPE_SLASH);
     json_decref(rep);
     if (!text)
@@ -3978,7 +3898,7 @@ static bool decision_failed_rule(const json_t *d, const char *rule)
     size_t i;
     json_t *f;
     json_array_foreach (json_object_get(d, "failed"), i, f) {
-        const char *r = jstr(f, "rule");
+        const char *r = portal_jstr(f, "rule");
         if (r && strcmp(r, rule) == 0)
             return true;
     }
@@ -4010,25 +3930,25 @@ static void exceptions_table(struct page *pg, const json_t *excs, const char *id
               "<tbody>\n");
     json_array_foreach ((json_t *)items, i, x) {
         int64_t xid = 0;
-        jint(x, "id", &xid);
+        portal_jint(x, "id", &xid);
         out_f(pg, "<tr class=\"exception-row\" id=\"exception-%lld\"><td>%lld</td><td><code>",
               (long long)xid, (long long)xid);
-        out_h(pg, jstr(x, "rule"));
+        out_h(pg, portal_jstr(x, "rule"));
         out_s(pg, "</code></td><td><span class=\"state exc-state\">");
-        out_hd(pg, jstr(x, "state"));
+        out_hd(pg, portal_jstr(x, "state"));
         out_s(pg, "</span>");
         if (json_is_true(jget(x, "active")))
             out_s(pg, " <span class=\"ok\">active</span>");
         else if (json_is_true(jget(x, "expired")))
             out_s(pg, " <span class=\"muted\">expired</span>");
         out_s(pg, "</td><td>");
-        out_time(pg, jstr(x, "expires_at"));
+        portal_out_time(pg, portal_jstr(x, "expires_at"));
         out_s(pg, "</td><td>");
-        out_hd(pg, jstr(x, "requester"));
+        out_hd(pg, portal_jstr(x, "requester"));
         out_s(pg, "</td><td>");
-        out_hd(pg, jstr(x, "approver"));
+        out_hd(pg, portal_jstr(x, "approver"));
         out_s(pg, "</td><td>");
-        out_hd(pg, jstr(x, "justification"));
+        out_hd(pg, portal_jstr(x, "justification"));
         out_s(pg, "</td></tr>\n");
     }
     if (json_array_size(items) == 0)
@@ -4045,22 +3965,22 @@ static void requested_notice(struct page *pg, const json_t *excs, int64_t reques
     json_t *x;
     json_array_foreach (json_object_get(excs, "items"), i, x) {
         int64_t xid = 0;
-        if (!jint(x, "id", &xid) || xid != requested)
+        if (!portal_jint(x, "id", &xid) || xid != requested)
             continue;
         out_f(pg, "<div class=\"note\" id=\"requested\" role=\"status\"><p>Exception #%lld "
                   "for <code>", (long long)xid);
-        out_h(pg, jstr(x, "rule"));
+        out_h(pg, portal_jstr(x, "rule"));
         out_s(pg, "</code> is <strong id=\"requested-state\">");
-        out_h(pg, jstr(x, "state"));
+        out_h(pg, portal_jstr(x, "state"));
         out_s(pg, "</strong> until ");
-        out_time(pg, jstr(x, "expires_at"));
+        portal_out_time(pg, portal_jstr(x, "expires_at"));
         out_f(pg, ". An administrator who is not you approves it: <code>pave policy exceptions "
                   "approve %lld</code>.</p>\n", (long long)xid);
         out_s(pg, "<p>The same request from the command line:</p>\n"
                   "<pre class=\"log\" id=\"requested-cli\">");
         /* the stored expiry: the CLI accepts an RFC 3339 time as well as a duration */
-        out_exception_cli(pg, subject, jstr(x, "rule"), jstr(x, "justification"),
-                          jstr(x, "expires_at"));
+        out_exception_cli(pg, subject, portal_jstr(x, "rule"), portal_jstr(x, "justification"),
+                          portal_jstr(x, "expires_at"));
         out_s(pg, "</pre></div>\n");
         return;
     }
@@ -4080,12 +4000,12 @@ static int decision_render(struct page *pg, int64_t id, int status, const char *
     if (!(d = policy_decision_get(pe, id, &pg->err))) {
         if (pg->err.code == CORE_E_NOTFOUND) {
             core_err_clear(&pg->err);
-            return error_page(pg, 404, "Decision not found", "No gate decision has that number.");
+            return portal_error_page(pg, 404, "Decision not found", "No gate decision has that number.");
         }
         return engine_rc(pg);
     }
-    const char *subject = jstr(d, "subject");
-    const char *kind = jstr(d, "subject_kind");
+    const char *subject = portal_jstr(d, "subject");
+    const char *kind = portal_jstr(d, "subject_kind");
     const json_t *failed = jget(d, "failed");
     bool blocked = json_is_true(jget(d, "blocked"));
     if (!(rules = rule_index(pg)) ||
@@ -4098,7 +4018,7 @@ static int decision_render(struct page *pg, int64_t id, int status, const char *
     snprintf(title, sizeof(title), "Decision #%lld", (long long)id);
     page_reset(pg);
     pg->nav = "compliance";
-    page_begin(pg, status, title);
+    portal_page_begin(pg, status, title);
     out_s(pg, "<p class=\"crumbs\"><a href=\"/compliance\">Compliance</a> / ");
     out_h(pg, title);
     out_s(pg, "</p>\n<h1>");
@@ -4107,7 +4027,7 @@ static int decision_render(struct page *pg, int64_t id, int status, const char *
                       : " <span class=\"outcome outcome-pass\" id=\"verdict\">allowed</span>");
     out_s(pg, "</h1>\n<p class=\"lead\">");
     out_s(pg, blocked ? "Why the " : "What the ");
-    out_h(pg, jstr(d, "gate"));
+    out_h(pg, portal_jstr(d, "gate"));
     out_s(pg, blocked ? " gate blocked " : " gate found for ");
     out_h(pg, subject);
     out_s(pg, blocked ? ": an enforced rule failed." : ".");
@@ -4122,7 +4042,7 @@ static int decision_render(struct page *pg, int64_t id, int status, const char *
 
     out_s(pg, "<section id=\"decision\" class=\"card\">\n<dl class=\"facts\">\n");
     fact(pg, "gate", "Gate");
-    out_hd(pg, jstr(d, "gate"));
+    out_hd(pg, portal_jstr(d, "gate"));
     out_s(pg, "</dd>\n");
     fact(pg, "subject", "Subject");
     if (kind && strcmp(kind, "service") == 0 && subject && core_is_dns_label(subject))
@@ -4133,13 +4053,13 @@ static int decision_render(struct page *pg, int64_t id, int status, const char *
     out_h(pg, kind);
     out_s(pg, "</span></dd>\n");
     fact(pg, "team", "Team");
-    out_hd(pg, jstr(d, "team"));
+    out_hd(pg, portal_jstr(d, "team"));
     out_s(pg, "</dd>\n");
     fact(pg, "env", "Environment");
-    out_hd(pg, jstr(d, "env"));
+    out_hd(pg, portal_jstr(d, "env"));
     out_s(pg, "</dd>\n");
     fact(pg, "when", "When");
-    out_time(pg, jstr(d, "ts"));
+    portal_out_time(pg, portal_jstr(d, "ts"));
     out_s(pg, "</dd>\n");
     fact(pg, "blocked", "Blocked");
     out_s(pg, blocked ? "<span class=\"bad\">yes</span>" : "no");
@@ -4149,31 +4069,31 @@ static int decision_render(struct page *pg, int64_t id, int status, const char *
     size_t i;
     json_t *f;
     json_array_foreach ((json_t *)failed, i, f) {
-        const char *rule = jstr(f, "rule");
+        const char *rule = portal_jstr(f, "rule");
         const json_t *r = rule ? json_object_get(rules, rule) : NULL;
         out_s(pg, "<article class=\"card rule-card failed-rule\">\n<h3><code>");
         out_h(pg, rule);
         out_s(pg, "</code></h3>\n<p class=\"rule-description\">");
-        out_hd(pg, jstr(r, "description"));
+        out_hd(pg, portal_jstr(r, "description"));
         out_s(pg, "</p>\n<dl class=\"facts\">\n<dt>Severity</dt><dd>");
-        out_hd(pg, jstr(f, "severity"));
+        out_hd(pg, portal_jstr(f, "severity"));
         out_s(pg, "</dd>\n<dt>Mode</dt><dd>");
-        const char *mode = jstr(f, "mode");
+        const char *mode = portal_jstr(f, "mode");
         out_hd(pg, mode);
         if (mode && strcmp(mode, "enforce") == 0)
             out_s(pg, " <span class=\"muted\">(blocks)</span>");
         else if (mode)
             out_s(pg, " <span class=\"muted\">(recorded, does not block)</span>");
         out_s(pg, "</dd>\n<dt>Policy</dt><dd>");
-        out_hd(pg, jstr(f, "policy"));
+        out_hd(pg, portal_jstr(f, "policy"));
         out_s(pg, "</dd>\n<dt>What failed</dt><dd class=\"rule-message\">");
-        out_hd(pg, jstr(f, "message"));
+        out_hd(pg, portal_jstr(f, "message"));
         out_s(pg, "</dd>\n<dt>How to fix it</dt><dd class=\"remediation\">");
-        out_hd(pg, jstr(f, "remediation"));
+        out_hd(pg, portal_jstr(f, "remediation"));
         out_s(pg, "</dd>\n");
-        if (jstr(r, "rationale")) {
+        if (portal_jstr(r, "rationale")) {
             out_s(pg, "<dt>Why the rule exists</dt><dd>");
-            out_h(pg, jstr(r, "rationale"));
+            out_h(pg, portal_jstr(r, "rationale"));
             out_s(pg, "</dd>\n");
         }
         out_s(pg, "</dl>\n</article>\n");
@@ -4183,7 +4103,7 @@ static int decision_render(struct page *pg, int64_t id, int status, const char *
     out_s(pg, "</section>\n");
 
     if (json_array_size(failed) > 0) {
-        const char *sel = form && form->rule[0] ? form->rule : jstr(json_array_get(failed, 0),
+        const char *sel = form && form->rule[0] ? form->rule : portal_jstr(json_array_get(failed, 0),
                                                                    "rule");
         const char *exp = form && form->expires[0] ? form->expires : EXPIRES_DEFAULT;
         out_s(pg, "<section id=\"request\">\n<h2>Request an exception</h2>\n<p>An exception lets "
@@ -4199,7 +4119,7 @@ static int decision_render(struct page *pg, int64_t id, int status, const char *
         out_h(pg, pg->csrf);
         out_s(pg, "\">\n<label for=\"rule\">Rule</label>\n<select id=\"rule\" name=\"rule\">");
         json_array_foreach ((json_t *)failed, i, f) {
-            const char *rule = jstr(f, "rule");
+            const char *rule = portal_jstr(f, "rule");
             if (!rule)
                 continue;
             out_s(pg, "<option value=\"");
@@ -4234,7 +4154,7 @@ static int decision_render(struct page *pg, int64_t id, int status, const char *
     out_s(pg, "</h2>\n");
     exceptions_table(pg, excs, "subject-exceptions");
     out_s(pg, "</section>\n");
-    page_end(pg);
+    portal_page_end(pg);
     rc = pg->rc;
 out:
     json_decref(d);
@@ -4248,9 +4168,9 @@ static int decision_page(struct page *pg, int64_t id)
 {
     char req_s[32];
     int64_t requested = 0;
-    if (form_value(pg->req->query, "requested", req_s, sizeof(req_s)) ||
-        (req_s[0] && !parse_id(req_s, strlen(req_s), &requested)))
-        return bad_request(pg, "'requested' must be an exception number.");
+    if (portal_form_value(pg->req->query, "requested", req_s, sizeof(req_s)) ||
+        (req_s[0] && !portal_parse_id(req_s, strlen(req_s), &requested)))
+        return portal_bad_request(pg, "'requested' must be an exception number.");
     return decision_render(pg, id, 200, NULL, NULL, requested);
 }
 
@@ -4268,9 +4188,9 @@ static int exception_post(struct page *pg, int64_t id)
         return policy_off(pg);
     if (!(f = core_calloc(1, sizeof(*f))))
         return CORE_E_NOMEM;
-    if (form_value(pg->form, "rule", f->rule, sizeof(f->rule)) ||
+    if (portal_form_value(pg->form, "rule", f->rule, sizeof(f->rule)) ||
         form_text(pg->form, "justification", f->justification, sizeof(f->justification)) ||
-        form_value(pg->form, "expires", f->expires, sizeof(f->expires))) {
+        portal_form_value(pg->form, "expires", f->expires, sizeof(f->expires))) {
         rc = decision_render(pg, id, 400, "The form could not be read (a justification may be "
                                           "at most 4000 characters).",
                              f, 0);
@@ -4279,13 +4199,13 @@ static int exception_post(struct page *pg, int64_t id)
     if (!(d = policy_decision_get(pe, id, &pg->err))) {
         if (pg->err.code == CORE_E_NOTFOUND) {
             core_err_clear(&pg->err);
-            rc = error_page(pg, 404, "Decision not found", "No gate decision has that number.");
+            rc = portal_error_page(pg, 404, "Decision not found", "No gate decision has that number.");
         } else {
             rc = engine_rc(pg);
         }
         goto out;
     }
-    const char *subject = jstr(d, "subject");
+    const char *subject = portal_jstr(d, "subject");
     if (!f->rule[0] || !decision_failed_rule(d, f->rule)) {
         rc = decision_render(pg, id, 400, "Choose one of the rules that failed in this decision.",
                              f, 0);
@@ -4331,7 +4251,7 @@ static int exception_post(struct page *pg, int64_t id)
     char to[96];
     snprintf(to, sizeof(to), "/policy/decisions/%lld?requested=%lld#exceptions", (long long)id,
              (long long)xid);
-    rc = redirect(pg, to); /* two numbers */
+    rc = portal_redirect(pg, to); /* two numbers */
 out:
     json_decref(d);
     if (f)
@@ -4367,9 +4287,9 @@ static void service_guard_section(struct page *pg, const char *name)
     } else {
         const json_t *t = jget(rep, "totals");
         int64_t sid = 0;
-        jint(scan, "id", &sid);
+        portal_jint(scan, "id", &sid);
         out_f(pg, "<p id=\"guard-summary\">Scan #%lld at ", (long long)sid);
-        out_time(pg, jstr(scan, "ts"));
+        portal_out_time(pg, portal_jstr(scan, "ts"));
         out_s(pg, ": ");
         out_count(pg, t, "pass");
         out_s(pg, " pass, <span class=\"bad\">");
@@ -4386,15 +4306,15 @@ static void service_guard_section(struct page *pg, const char *name)
             json_array_foreach (json_object_get(g, "rows"), j, r) {
                 n++;
                 out_s(pg, "<tr class=\"guard-row\"><td><code>");
-                out_h(pg, jstr(r, "rule"));
+                out_h(pg, portal_jstr(r, "rule"));
                 out_s(pg, "</code></td><td>");
-                outcome_badge(pg, jstr(r, "outcome"));
+                outcome_badge(pg, portal_jstr(r, "outcome"));
                 out_s(pg, "</td><td>");
-                out_hd(pg, jstr(r, "severity"));
+                out_hd(pg, portal_jstr(r, "severity"));
                 out_s(pg, "</td><td>");
-                out_hd(pg, jstr(r, "mode"));
+                out_hd(pg, portal_jstr(r, "mode"));
                 out_s(pg, "</td><td>");
-                out_hd(pg, jstr(r, "message"));
+                out_hd(pg, portal_jstr(r, "message"));
                 out_s(pg, "</td></tr>\n");
             }
         }
@@ -4410,13 +4330,13 @@ static void service_guard_section(struct page *pg, const char *name)
         out_s(pg, "<h3 class=\"more\">Recent gate decisions</h3>\n<ul id=\"guard-decisions\">");
         json_array_foreach (json_object_get(decs, "items"), i, r) {
             int64_t did = 0;
-            jint(r, "id", &did);
+            portal_jint(r, "id", &did);
             out_f(pg, "<li><a href=\"/policy/decisions/%lld\">#%lld</a> ", (long long)did,
                   (long long)did);
-            out_h(pg, jstr(r, "gate"));
+            out_h(pg, portal_jstr(r, "gate"));
             out_s(pg, json_is_true(jget(r, "blocked")) ? " <span class=\"bad\">blocked</span> "
                                                        : " allowed ");
-            out_time(pg, jstr(r, "ts"));
+            portal_out_time(pg, portal_jstr(r, "ts"));
             out_s(pg, "</li>");
         }
         out_s(pg, "</ul>\n");
@@ -4446,12 +4366,12 @@ static int service_page(struct page *pg, const char *name)
     int rc = 0;
 
     if (!core_is_dns_label(name)) {
-        rc = not_found(pg);
+        rc = portal_not_found(pg);
         goto out;
     }
     rc = catalog_service_get(pg->p->cat, name, &s, &pg->err);
     if (rc == CORE_E_NOTFOUND) {
-        rc = error_page(pg, 404, "Service not found",
+        rc = portal_error_page(pg, 404, "Service not found",
                         "No service by that name is in the catalog.");
         goto out;
     }
@@ -4464,7 +4384,7 @@ static int service_page(struct page *pg, const char *name)
         log_warn("portal", "stored manifest is not valid JSON", LOG_STR("service", s.name));
 
     pg->nav = "catalog";
-    page_begin(pg, 200, s.name);
+    portal_page_begin(pg, 200, s.name);
     out_s(pg, "<p class=\"crumbs\"><a href=\"/catalog\">Catalog</a> / ");
     out_h(pg, s.name);
     out_s(pg, "</p>\n<h1 id=\"service-name\">");
@@ -4498,7 +4418,7 @@ static int service_page(struct page *pg, const char *name)
     if (rc)
         goto out;
     out_s(pg, "</section>\n");
-    page_end(pg);
+    portal_page_end(pg);
     rc = pg->rc;
 out:
     if (m)
@@ -4596,7 +4516,7 @@ static int create_render(struct page *pg, int status, const char *root, char **n
     int rc = 0;
     page_reset(pg);
     pg->nav = "create";
-    page_begin(pg, status, "Create a service");
+    portal_page_begin(pg, status, "Create a service");
     out_s(pg, "<h1>Create a service</h1>\n<p class=\"lead\">Start from a golden-path template. "
               "The portal renders it, registers the service in the catalog and makes it the "
               "first commit of the service's git repository, which starts its first pipeline "
@@ -4621,7 +4541,7 @@ static int create_render(struct page *pg, int status, const char *root, char **n
     if (!pg->p->data_dir) {
         out_s(pg, "<p class=\"note\" id=\"create-off\">Creating services is not available on this "
                   "server (it has no data directory).</p>\n");
-        page_end(pg);
+        portal_page_end(pg);
         return pg->rc;
     }
     if (!pg->p->runner)
@@ -4630,7 +4550,7 @@ static int create_render(struct page *pg, int status, const char *root, char **n
     if (nnames == 0) {
         out_s(pg, "<p class=\"note\" id=\"no-templates\">No templates are installed on this "
                   "server.</p>\n");
-        page_end(pg);
+        portal_page_end(pg);
         return pg->rc;
     }
 
@@ -4675,7 +4595,7 @@ static int create_render(struct page *pg, int status, const char *root, char **n
     }
     out_s(pg, "</section>\n");
     if (!t) {
-        page_end(pg);
+        portal_page_end(pg);
         return pg->rc;
     }
 
@@ -4746,7 +4666,7 @@ static int create_render(struct page *pg, int status, const char *root, char **n
         out_s(pg, "</p>\n");
     }
     out_s(pg, "<button type=\"submit\" id=\"create-submit\">Create service</button>\n</form>\n");
-    page_end(pg);
+    portal_page_end(pg);
     return pg->rc;
 }
 
@@ -4799,8 +4719,8 @@ static int create_get(struct page *pg)
     struct core_buf msgs;
     core_buf_init(&msgs, CREATE_ERRORS_MAX);
     int rc = 0;
-    if (form_value(pg->req->query, "template", want, sizeof(want))) {
-        rc = bad_request(pg, "The template parameter could not be read.");
+    if (portal_form_value(pg->req->query, "template", want, sizeof(want))) {
+        rc = portal_bad_request(pg, "The template parameter could not be read.");
         goto out;
     }
     rc = create_load(pg, want, root, sizeof(root), &names, &nnames, &t, &have_t, &msgs);
@@ -4959,10 +4879,10 @@ static int create_post(struct page *pg)
         goto out;
     }
     f->posted = true;
-    if (form_value(pg->form, "template", f->tmpl, sizeof(f->tmpl)) ||
-        form_value(pg->form, "name", f->name, sizeof(f->name)) ||
-        form_value(pg->form, "team", f->team, sizeof(f->team)) ||
-        form_value(pg->form, "description", f->description, sizeof(f->description)))
+    if (portal_form_value(pg->form, "template", f->tmpl, sizeof(f->tmpl)) ||
+        portal_form_value(pg->form, "name", f->name, sizeof(f->name)) ||
+        portal_form_value(pg->form, "team", f->team, sizeof(f->team)) ||
+        portal_form_value(pg->form, "description", f->description, sizeof(f->description)))
         add_msg(&msgs, "The form could not be read (a value is too long or holds control "
                        "characters).");
     rc = create_load(pg, f->tmpl, root, sizeof(root), &names, &nnames, &t, &have_t, &msgs);
@@ -4973,7 +4893,7 @@ static int create_post(struct page *pg)
     for (size_t i = 0; have_t && i < t.nvars && i < CREATE_VARS_MAX; i++) {
         char key[PARAM_MAX];
         snprintf(key, sizeof(key), "var.%s", t.vars[i].name);
-        if (form_value(pg->form, key, f->vals[i], sizeof(f->vals[i])))
+        if (portal_form_value(pg->form, key, f->vals[i], sizeof(f->vals[i])))
             add_msg(&msgs, "The value of '%s' could not be read.", t.vars[i].name);
     }
     vals = core_calloc((have_t ? t.nvars : 0) + 1, sizeof(char *));
@@ -4998,7 +4918,7 @@ static int create_post(struct page *pg)
     if (!msgs.len) {
         char to[PARAM_MAX + 16];
         snprintf(to, sizeof(to), "/services/%s", f->name); /* a checked DNS label */
-        rc = redirect(pg, to);
+        rc = portal_redirect(pg, to);
     } else {
         rc = create_render(pg, 400, root, names, nnames, have_t ? &t : NULL, f, msgs.data);
     }
@@ -5028,14 +4948,14 @@ static int ca_off(struct page *pg)
 {
     page_reset(pg);
     pg->nav = "ca";
-    page_begin(pg, 503, "Certificates");
+    portal_page_begin(pg, 503, "Certificates");
     out_s(pg, "<section class=\"error card\" id=\"ca-off\">\n<p class=\"code\">503</p>\n"
               "<h1>The certificate authority is not initialized</h1>\n"
               "<p>This server has no internal CA yet, so there are no certificates to show. "
               "Create one on the server, then restart it:</p>\n"
               "<pre class=\"log\" id=\"ca-init\">pave ca init</pre>\n"
               "<p>See docs/pki.md.</p>\n</section>\n");
-    page_end(pg);
+    portal_page_end(pg);
     return pg->rc;
 }
 
@@ -5082,9 +5002,9 @@ static void out_span(struct page *pg, int64_t ms)
 static bool cert_expiring_soon(const json_t *c, int64_t now)
 {
     int64_t nb, na;
-    const char *state = jstr(c, "state");
-    if (!state || strcmp(state, "valid") || !iso_ms(jstr(c, "not_before"), &nb) ||
-        !iso_ms(jstr(c, "not_after"), &na) || na <= nb)
+    const char *state = portal_jstr(c, "state");
+    if (!state || strcmp(state, "valid") || !iso_ms(portal_jstr(c, "not_before"), &nb) ||
+        !iso_ms(portal_jstr(c, "not_after"), &na) || na <= nb)
         return false;
     return (na - now) * 3 < na - nb;
 }
@@ -5108,12 +5028,12 @@ static void cert_state(struct page *pg, const char *state)
 static void cert_time_left(struct page *pg, const json_t *c, int64_t now, bool soon)
 {
     int64_t na;
-    const char *state = jstr(c, "state");
+    const char *state = portal_jstr(c, "state");
     if (state && strcmp(state, "revoked") == 0) {
         out_s(pg, "<span class=\"muted\">revoked</span>");
         return;
     }
-    if (!iso_ms(jstr(c, "not_after"), &na)) {
+    if (!iso_ms(portal_jstr(c, "not_after"), &na)) {
         out_hd(pg, NULL);
         return;
     }
@@ -5153,7 +5073,7 @@ static void ca_cert_card(struct page *pg, const char *id, const char *label, X50
     if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) {
         char ts[40];
         core_time_format((int64_t)timegm(&tm) * 1000, ts, sizeof(ts));
-        out_time(pg, ts);
+        portal_out_time(pg, ts);
         int64_t left = (int64_t)timegm(&tm) * 1000 - core_now_ms();
         out_s(pg, " <span class=\"muted\">(");
         if (left > 0)
@@ -5203,9 +5123,9 @@ struct ca_query {
 static int ca_query_parse(struct page *pg, struct ca_query *q, const char **problem)
 {
     *problem = "The filters could not be read.";
-    if (form_value(pg->req->query, "owner", q->owner, sizeof(q->owner)) ||
-        form_value(pg->req->query, "state", q->state, sizeof(q->state)) ||
-        form_value(pg->req->query, "expiring", q->expiring, sizeof(q->expiring)))
+    if (portal_form_value(pg->req->query, "owner", q->owner, sizeof(q->owner)) ||
+        portal_form_value(pg->req->query, "state", q->state, sizeof(q->state)) ||
+        portal_form_value(pg->req->query, "expiring", q->expiring, sizeof(q->expiring)))
         return CORE_E_INVAL;
     if (q->state[0] && strcmp(q->state, "valid") && strcmp(q->state, "expired") &&
         strcmp(q->state, "revoked")) {
@@ -5236,7 +5156,7 @@ static void ca_state_option(struct page *pg, const char *value, const char *labe
 
 static void cert_row(struct page *pg, const json_t *c, int64_t now)
 {
-    const char *serial = jstr(c, "serial");
+    const char *serial = portal_jstr(c, "serial");
     bool soon = cert_expiring_soon(c, now);
     out_s(pg, soon ? "<tr class=\"cert-row cert-expiring\">" : "<tr class=\"cert-row\">");
     out_s(pg, "<td class=\"mono\">");
@@ -5247,10 +5167,10 @@ static void cert_row(struct page *pg, const json_t *c, int64_t now)
         out_s(pg, "<a href=\"/ca/certificates/");
         out_u(pg, serial);
         out_s(pg, "\">");
-        out_hd(pg, jstr(c, "subject"));
+        out_hd(pg, portal_jstr(c, "subject"));
         out_s(pg, "</a>");
     } else {
-        out_hd(pg, jstr(c, "subject"));
+        out_hd(pg, portal_jstr(c, "subject"));
     }
     out_s(pg, "</div>");
     size_t i;
@@ -5263,13 +5183,13 @@ static void cert_row(struct page *pg, const json_t *c, int64_t now)
         out_s(pg, "</span>");
     }
     out_s(pg, "</td><td class=\"cert-owner\">");
-    out_hd(pg, jstr(c, "owner"));
+    out_hd(pg, portal_jstr(c, "owner"));
     out_s(pg, "</td><td>");
-    out_hd(pg, jstr(c, "profile"));
+    out_hd(pg, portal_jstr(c, "profile"));
     out_s(pg, "</td><td>");
-    cert_state(pg, jstr(c, "state"));
+    cert_state(pg, portal_jstr(c, "state"));
     out_s(pg, "</td><td>");
-    out_time(pg, jstr(c, "not_after"));
+    portal_out_time(pg, portal_jstr(c, "not_after"));
     out_s(pg, "</td><td class=\"cert-left\">");
     cert_time_left(pg, c, now, soon);
     out_s(pg, "</td></tr>\n");
@@ -5283,18 +5203,18 @@ static int ca_page(struct page *pg)
     if (!pg->p->pki)
         return ca_off(pg);
     if (ca_query_parse(pg, &q, &problem))
-        return bad_request(pg, problem);
+        return portal_bad_request(pg, problem);
     struct core_err e = {0};
     json_t *list = pki_list(pg->p->pki, q.owner, q.state, q.expiring_ms, &e);
     if (!list) {
         if (e.code == CORE_E_INVAL)
-            return bad_request(pg, "The filters could not be used.");
+            return portal_bad_request(pg, "The filters could not be used.");
         pg->err = e;
         return e.code ? e.code : CORE_E_NOMEM;
     }
     int64_t now = core_now_ms();
     pg->nav = "ca";
-    page_begin(pg, 200, "Certificates");
+    portal_page_begin(pg, 200, "Certificates");
     out_s(pg, "<h1>Certificates</h1>\n<p class=\"lead\">The platform's internal certificate "
               "authority and every certificate it issued. Service certificates are renewed at "
               "two thirds of their lifetime; rows marked <span class=\"state cert-soon\">"
@@ -5320,7 +5240,7 @@ static int ca_page(struct page *pg)
     out_s(pg, "\n</form>\n");
     const json_t *items = jget(list, "items");
     int64_t total = 0;
-    jint(list, "total", &total);
+    portal_jint(list, "total", &total);
     out_f(pg, "<p class=\"count\" id=\"cert-count\">%lld certificate%s", (long long)total,
           total == 1 ? "" : "s");
     if ((int64_t)json_array_size(items) < total)
@@ -5335,7 +5255,7 @@ static int ca_page(struct page *pg)
     if (json_array_size(items) == 0)
         out_s(pg, "<tr><td colspan=\"7\" class=\"empty\">No certificate matches.</td></tr>\n");
     out_s(pg, "</tbody>\n</table>\n");
-    page_end(pg);
+    portal_page_end(pg);
     json_decref(list);
     return pg->rc;
 }
@@ -5349,21 +5269,21 @@ static int cert_page(struct page *pg, const char *serial)
     json_t *c = pki_show(pg->p->pki, serial, &e);
     if (!c) {
         if (e.code == CORE_E_NOTFOUND || e.code == CORE_E_INVAL)
-            return not_found(pg);
+            return portal_not_found(pg);
         pg->err = e;
         return e.code ? e.code : CORE_E_NOMEM;
     }
     int64_t now = core_now_ms(), nb, na;
     bool soon = cert_expiring_soon(c, now);
-    const char *sn = jstr(c, "serial");
+    const char *sn = portal_jstr(c, "serial");
     pg->nav = "ca";
-    page_begin(pg, 200, "Certificate");
+    portal_page_begin(pg, 200, "Certificate");
     out_s(pg, "<p class=\"crumbs\"><a href=\"/ca\">Certificates</a> / <span class=\"mono\">");
     out_h(pg, sn);
     out_s(pg, "</span></p>\n<h1 id=\"cert-subject\">");
-    out_hd(pg, jstr(c, "subject"));
+    out_hd(pg, portal_jstr(c, "subject"));
     out_s(pg, " ");
-    cert_state(pg, jstr(c, "state"));
+    cert_state(pg, portal_jstr(c, "state"));
     out_s(pg, "</h1>\n<div class=\"card\">\n<dl class=\"facts\" id=\"cert-facts\">\n"
               "<dt>Serial</dt><dd class=\"mono\" id=\"cert-serial\">");
     out_h(pg, sn);
@@ -5380,41 +5300,41 @@ static int cert_page(struct page *pg, const char *serial)
     if (!json_array_size(jget(c, "sans")))
         out_hd(pg, NULL);
     out_s(pg, "</dd>\n<dt>Owner</dt><dd id=\"cert-owner\">");
-    out_hd(pg, jstr(c, "owner"));
+    out_hd(pg, portal_jstr(c, "owner"));
     out_s(pg, "</dd>\n<dt>Profile</dt><dd>");
-    out_hd(pg, jstr(c, "profile"));
+    out_hd(pg, portal_jstr(c, "profile"));
     out_s(pg, "</dd>\n<dt>Key</dt><dd>");
-    out_hd(pg, jstr(c, "key_type"));
+    out_hd(pg, portal_jstr(c, "key_type"));
     out_s(pg, "</dd>\n<dt>Not before</dt><dd>");
-    out_time(pg, jstr(c, "not_before"));
+    portal_out_time(pg, portal_jstr(c, "not_before"));
     out_s(pg, "</dd>\n<dt>Not after</dt><dd>");
-    out_time(pg, jstr(c, "not_after"));
+    portal_out_time(pg, portal_jstr(c, "not_after"));
     out_s(pg, "</dd>\n<dt>Lifetime</dt><dd>");
-    if (iso_ms(jstr(c, "not_before"), &nb) && iso_ms(jstr(c, "not_after"), &na) && na > nb)
+    if (iso_ms(portal_jstr(c, "not_before"), &nb) && iso_ms(portal_jstr(c, "not_after"), &na) && na > nb)
         out_span(pg, na - nb);
     else
         out_hd(pg, NULL);
     out_s(pg, "</dd>\n<dt>Time left</dt><dd id=\"cert-left\">");
     cert_time_left(pg, c, now, soon);
     out_s(pg, "</dd>\n");
-    if (jstr(c, "revoked_at")) {
+    if (portal_jstr(c, "revoked_at")) {
         out_s(pg, "<dt>Revoked</dt><dd id=\"cert-revoked\">");
-        out_time(pg, jstr(c, "revoked_at"));
+        portal_out_time(pg, portal_jstr(c, "revoked_at"));
         out_s(pg, " <span class=\"muted\">");
-        out_h(pg, jstr(c, "reason"));
+        out_h(pg, portal_jstr(c, "reason"));
         out_s(pg, "</span></dd>\n");
     }
     out_s(pg, "</dl>\n</div>\n");
-    const char *state = jstr(c, "state");
+    const char *state = portal_jstr(c, "state");
     if (state && strcmp(state, "valid") == 0) {
         out_s(pg, "<p class=\"muted\">Revoke it on the server with <code>pave ca revoke ");
         out_shell_word(pg, sn);
         out_s(pg, "</code>.</p>\n");
     }
     out_s(pg, "<h2>Certificate (PEM)</h2>\n<pre class=\"log\" id=\"cert-pem\">");
-    out_h(pg, jstr(c, "cert_pem"));
+    out_h(pg, portal_jstr(c, "cert_pem"));
     out_s(pg, "</pre>\n");
-    page_end(pg);
+    portal_page_end(pg);
     json_decref(c);
     return pg->rc;
 }
@@ -5440,7 +5360,7 @@ static int team_row(void *arg, const struct catalog_team *t)
 static int teams_page(struct page *pg)
 {
     pg->nav = "teams";
-    page_begin(pg, 200, "Teams");
+    portal_page_begin(pg, 200, "Teams");
     out_s(pg, "<h1>Teams</h1>\n<p class=\"lead\">Who owns what.</p>\n"
               "<table id=\"teams\">\n<thead><tr><th>Team</th><th>Name</th><th>Description</th>"
               "<th class=\"num\">Services</th><th class=\"num\">Members</th></tr></thead>\n"
@@ -5449,21 +5369,21 @@ static int teams_page(struct page *pg)
     if (rc)
         return rc;
     out_s(pg, "</tbody>\n</table>\n");
-    page_end(pg);
+    portal_page_end(pg);
     return pg->rc;
 }
 
 static int audit_page(struct page *pg)
 {
     pg->nav = "audit";
-    page_begin(pg, 200, "Audit log");
+    portal_page_begin(pg, 200, "Audit log");
     out_f(pg, "<h1>Audit log</h1>\n<p class=\"lead\">The last %d changes, newest first. The log "
               "is append-only.</p>\n<section id=\"audit\">\n", AUDIT_ROWS);
     int rc = audit_table(pg, NULL, NULL, "audit-log");
     if (rc)
         return rc;
     out_s(pg, "</section>\n");
-    page_end(pg);
+    portal_page_end(pg);
     return pg->rc;
 }
 
@@ -5495,6 +5415,13 @@ static int resolve_session(struct page *pg)
     return 0;
 }
 
+/* path is prefix itself, or below it ("/cost", "/cost/...", "/cost.csv"), not "/costs". */
+static bool under(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(path, prefix, n) == 0 && (!path[n] || path[n] == '/' || path[n] == '.');
+}
+
 static int route(struct page *pg)
 {
     const struct portal_request *req = pg->req;
@@ -5502,21 +5429,21 @@ static int route(struct page *pg)
     int rc;
 
     if (!req->method || !path || path[0] != '/' || !value_ok(path))
-        return bad_request(pg, "The request could not be read.");
+        return portal_bad_request(pg, "The request could not be read.");
     pg->is_get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
     pg->is_post = strcmp(req->method, "POST") == 0;
 
     if (strcmp(path, "/static/pave.css") == 0)
-        return pg->is_get ? serve_css(pg) : method_not_allowed(pg);
+        return pg->is_get ? serve_css(pg) : portal_method_not_allowed(pg);
 
     if ((rc = resolve_session(pg)))
         return rc;
     if (!query_ok(req->query))
-        return bad_request(pg, "The query string is not valid URL encoding.");
+        return portal_bad_request(pg, "The query string is not valid URL encoding.");
     if (pg->is_post) {
         rc = read_form(pg);
         if (rc == CORE_E_TOO_BIG)
-            return error_page(pg, 413, "Request too large", "The form is too large.");
+            return portal_error_page(pg, 413, "Request too large", "The form is too large.");
         if (rc)
             return rc;
     }
@@ -5524,13 +5451,13 @@ static int route(struct page *pg)
     if (strcmp(path, "/login") == 0) {
         if (pg->is_get) {
             if (pg->signed_in)
-                return redirect(pg, "/catalog");
+                return portal_redirect(pg, "/catalog");
             return login_page(pg, 200, NULL);
         }
-        return pg->is_post ? login_post(pg) : method_not_allowed(pg);
+        return pg->is_post ? login_post(pg) : portal_method_not_allowed(pg);
     }
     if (strcmp(path, "/") == 0)
-        return pg->is_get ? redirect(pg, "/catalog") : method_not_allowed(pg);
+        return pg->is_get ? portal_redirect(pg, "/catalog") : portal_method_not_allowed(pg);
 
     bool known = strcmp(path, "/catalog") == 0 || strcmp(path, "/teams") == 0 ||
                  strcmp(path, "/audit") == 0 || strcmp(path, "/logout") == 0 ||
@@ -5538,42 +5465,47 @@ static int route(struct page *pg)
                  strncmp(path, "/runs/", 6) == 0 || strcmp(path, "/compliance") == 0 ||
                  strcmp(path, "/compliance.csv") == 0 || strcmp(path, "/compliance.json") == 0 ||
                  strncmp(path, "/policy/decisions/", 18) == 0 || strcmp(path, "/ca") == 0 ||
-                 strncmp(path, "/ca/certificates/", 17) == 0;
+                 strncmp(path, "/ca/certificates/", 17) == 0 || under(path, "/cost") ||
+                 under(path, "/security");
     if (!known)
-        return not_found(pg);
+        return portal_not_found(pg);
 
     if (!pg->signed_in) {
         if (pg->stale_cookie)
             clear_cookie(pg);
         if (pg->is_get)
-            return redirect(pg, "/login");
-        return error_page(pg, 401, "Sign in required",
+            return portal_redirect(pg, "/login");
+        return portal_error_page(pg, 401, "Sign in required",
                           "Your session has ended. Sign in again and retry.");
     }
     if (pg->is_post && !csrf_ok(pg)) {
         log_warn("portal", "form refused: bad csrf token", LOG_STR("path", path),
                  LOG_STR("user", pg->who.user));
-        return error_page(pg, 403, "Form expired",
+        return portal_error_page(pg, 403, "Form expired",
                           "This form could not be verified. Reload the page and try again.");
     }
 
     if (strcmp(path, "/logout") == 0)
-        return pg->is_post ? logout_post(pg) : method_not_allowed(pg);
+        return pg->is_post ? logout_post(pg) : portal_method_not_allowed(pg);
+    if (under(path, "/cost"))
+        return portal_cost_route(pg);
+    if (under(path, "/security"))
+        return portal_security_route(pg);
     if (strcmp(path, "/create") == 0)
         return pg->is_post ? create_post(pg) : pg->is_get ? create_get(pg)
-                                                          : method_not_allowed(pg);
+                                                          : portal_method_not_allowed(pg);
     if (strncmp(path, "/services/", 10) == 0) {
         const char *svc_s = path + 10;
         const char *sl = strchr(svc_s, '/');
         if (sl && strcmp(sl, "/rollback") == 0) {
             char svc[PARAM_MAX];
             if ((size_t)(sl - svc_s) >= sizeof(svc))
-                return not_found(pg);
+                return portal_not_found(pg);
             memcpy(svc, svc_s, (size_t)(sl - svc_s));
             svc[sl - svc_s] = 0;
             return pg->is_post  ? rollback_post(pg, svc)
                    : pg->is_get ? rollback_get(pg, svc)
-                                : method_not_allowed(pg);
+                                : portal_method_not_allowed(pg);
         }
     }
     if (strncmp(path, "/policy/decisions/", 18) == 0) {
@@ -5581,22 +5513,22 @@ static int route(struct page *pg)
         const char *slash = strchr(id_s, '/');
         size_t id_len = slash ? (size_t)(slash - id_s) : strlen(id_s);
         int64_t id;
-        if (!parse_id(id_s, id_len, &id))
-            return not_found(pg);
+        if (!portal_parse_id(id_s, id_len, &id))
+            return portal_not_found(pg);
         if (!slash)
-            return pg->is_get ? decision_page(pg, id) : method_not_allowed(pg);
+            return pg->is_get ? decision_page(pg, id) : portal_method_not_allowed(pg);
         if (strcmp(slash, "/exceptions") == 0)
-            return pg->is_post ? exception_post(pg, id) : method_not_allowed(pg);
-        return not_found(pg);
+            return pg->is_post ? exception_post(pg, id) : portal_method_not_allowed(pg);
+        return portal_not_found(pg);
     }
     if (!pg->is_get)
-        return method_not_allowed(pg);
+        return portal_method_not_allowed(pg);
     if (strcmp(path, "/ca") == 0)
         return ca_page(pg);
     if (strncmp(path, "/ca/certificates/", 17) == 0) {
         const char *serial = path + 17;
         if (!*serial || strchr(serial, '/') || strlen(serial) >= 64)
-            return not_found(pg);
+            return portal_not_found(pg);
         return cert_page(pg, serial);
     }
     if (strcmp(path, "/compliance") == 0)
@@ -5616,13 +5548,13 @@ static int route(struct page *pg)
         const char *slash = strchr(id_s, '/');
         size_t id_len = slash ? (size_t)(slash - id_s) : strlen(id_s);
         int64_t id;
-        if (!parse_id(id_s, id_len, &id))
-            return not_found(pg);
+        if (!portal_parse_id(id_s, id_len, &id))
+            return portal_not_found(pg);
         if (!slash)
             return run_page(pg, id);
         if (strcmp(slash, "/artifact") == 0)
             return artifact_download(pg, id);
-        return not_found(pg);
+        return portal_not_found(pg);
     }
     const char *name = path + 10;
     const char *slash = strchr(name, '/');
@@ -5630,7 +5562,7 @@ static int route(struct page *pg)
         return service_page(pg, name);
     bool is_logs = strcmp(slash, "/logs") == 0;
     if ((!is_logs && strcmp(slash, "/runs") != 0) || (size_t)(slash - name) >= PARAM_MAX)
-        return not_found(pg);
+        return portal_not_found(pg);
     char svc[PARAM_MAX];
     memcpy(svc, name, (size_t)(slash - name));
     svc[slash - name] = 0;
@@ -5685,7 +5617,7 @@ int portal_handle(struct portal *p, const struct portal_request *req,
         log_error("portal", "page failed", LOG_STR("path", req->path ? req->path : ""),
                   LOG_STR("error", pg.err.code ? pg.err.msg : core_errc_name(rc)));
         resp->set_cookie[0] = 0;
-        rc = error_page(&pg, 500, "Something went wrong",
+        rc = portal_error_page(&pg, 500, "Something went wrong",
                         "The page could not be built. Try again; if it keeps failing, the "
                         "server log has the details.");
         if (rc) {
