@@ -35,7 +35,7 @@ fuzz-smoke:
 	@scripts/fuzz 15
 
 bench: build
-	@for b in bench/catalog bench/pipeline bench/registry bench/deploy bench/pipeline-logs; do $$b || exit 1; done
+	@for b in bench/catalog bench/pipeline bench/registry bench/deploy bench/pipeline-logs bench/detect bench/cost; do $$b || exit 1; done
 
 clean:
 	rm -rf $(BUILD) $(CHECK_BUILD) build-fuzz

@@ -1,6 +1,6 @@
 /* Fuzzes the Sigma rule loader: any input either loads or is rejected with a reason (recorded in
  * the rejected list), and a loaded rule evaluates against a syslog line and an auditd record
- * without crashing. */
+ * without crashing, with the same verdict with the literal prefilter and without it. */
 #include <stdint.h>
 #include <string.h>
 
@@ -35,8 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             else
                 tel_parse_line(lines[i], strlen(lines[i]), NULL, &a, &rec);
             size_t hits[2];
-            if (security_sigma_match(s, &rec, &a, hits, 2) > 1)
+            size_t n = security_sigma_match(s, &rec, &a, hits, 2);
+            if (n > 1)
                 __builtin_trap();
+            security_sigma_set_prefilter(s, false);
+            if (security_sigma_match(s, &rec, &a, hits, 2) != n)
+                __builtin_trap(); /* the prefilter dropped a match */
+            security_sigma_set_prefilter(s, true);
             core_arena_release(&a);
         }
     }

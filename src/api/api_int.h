@@ -84,6 +84,10 @@ extern const struct api_route api_policy_routes[]; /* routes_policy.c: policies,
 extern const size_t api_policy_nroutes;
 extern const struct api_route api_pki_routes[]; /* routes_pki.c: CA, CRL, certificates */
 extern const size_t api_pki_nroutes;
+extern const struct api_route api_security_routes[]; /* routes_security.c: rules, alerts, FIM */
+extern const size_t api_security_nroutes;
+extern const struct api_route api_cost_routes[]; /* routes_cost.c: cost reports, budgets */
+extern const size_t api_cost_nroutes;
 extern const size_t api_runtime_nroutes;
 /* The i-th route across all tables, or NULL. */
 const struct api_route *api_route_at(size_t i);

@@ -19,6 +19,7 @@
 #include "portal/portal.h"
 #include "pki/pki.h"
 #include "registry/registry.h"
+#include "security/security.h"
 #include "store/store.h"
 
 #define API_PARKED_MAX 1024
@@ -42,6 +43,7 @@ struct api_server {
     struct api_config cfg;
     struct api_metrics metrics;
     int port;
+    struct security_seen *seen; /* tokens' source addresses, when there is an alert book */
 };
 
 struct api_deps *api_ctx(struct api_req *r)
@@ -138,6 +140,8 @@ static const struct {
     {api_ingest_routes, &api_ingest_nroutes},
     {api_policy_routes, &api_policy_nroutes},
     {api_pki_routes, &api_pki_nroutes},
+    {api_security_routes, &api_security_nroutes},
+    {api_cost_routes, &api_cost_nroutes},
 };
 
 const struct api_route *api_route_at(size_t i)
@@ -361,11 +365,32 @@ static void authenticate(struct api_req *r, struct MHD_Connection *c)
                         NULL);
         return;
     }
+    /* the client's address, for the failed-login and new-source detections (src/security) */
+    char addr[INET6_ADDRSTRLEN] = "";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+                  sizeof(addr));
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
+                  sizeof(addr));
     if (auth_token_verify(r->srv->ctx.st, r->srv->ctx.cat, tok, &r->who, &err)) {
+        /* the built-in detection "Platform refused a token" (sigma/builtin.yaml) reads this, and
+         * the detect transform counts it per client.address; never the token itself */
+        log_warn("api", "token refused", LOG_STR("reason", err.msg), LOG_STR("path", r->path),
+                 LOG_STR("client.address", addr));
         api_reply_err(r, &err);
         return;
     }
     r->authed = true;
+    if (r->srv->seen && r->srv->ctx.alerts && addr[0]) {
+        struct core_err serr = {0};
+        if (security_token_seen(r->srv->seen, r->srv->ctx.alerts, r->srv->ctx.st,
+                                r->who.token_id, r->who.user, addr, NULL, &serr))
+            log_warn("api", "token source check failed", LOG_STR("error", serr.msg));
+    }
 }
 
 static void dispatch_api(struct api_req *r, struct MHD_Connection *c)
@@ -857,6 +882,10 @@ struct api_server *api_server_start(const struct api_config *cfg, const struct a
     if (!srv->cfg.max_upload)
         srv->cfg.max_upload = (size_t)4 << 30;
     srv->ctx = *deps;
+    if (deps->alerts && !(srv->seen = security_seen_new())) {
+        core_err_set(err, CORE_E_NOMEM, "out of memory");
+        goto fail;
+    }
     snprintf(srv->data_dir, sizeof(srv->data_dir), "%s", deps->data_dir ? deps->data_dir : ".");
     srv->ctx.data_dir = srv->data_dir;
     snprintf(srv->tmp_dir, sizeof(srv->tmp_dir), "%s/tmp", srv->data_dir);
@@ -900,6 +929,7 @@ fail:
     api_metrics_release(&srv->metrics);
     pthread_cond_destroy(&srv->long_cond);
     pthread_mutex_destroy(&srv->long_lock);
+    security_seen_free(srv->seen);
     core_free(srv);
     return NULL;
 }
@@ -925,6 +955,7 @@ void api_server_stop(struct api_server *srv)
     pthread_cond_destroy(&srv->long_cond);
     pthread_mutex_destroy(&srv->long_lock);
     api_metrics_release(&srv->metrics);
+    security_seen_free(srv->seen);
     core_free(srv);
 }
 

@@ -51,6 +51,18 @@ void cli_config_path(char *out, size_t outsz);
  * answer prints the server's message and details to stderr and returns CLI_FAIL. */
 int cli_api(struct cli_ctx *ctx, const char *method, const char *path, const char *body,
             size_t body_len, const char *content_type, json_t **out);
+/* cli_api() with a JSON body: body is taken (decref'd here); NULL sends nothing. An encoding
+ * failure is reported as out of memory (CLI_FAIL). */
+int cli_api_json(struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
+                 json_t **out);
+/* Opens the store for commands that work on it directly, without a server (pave cost, pave
+ * org): store_url when given, else sqlite:DATA_DIR/pave.db (DATA_DIR is created). Prints the
+ * error. returns: CLI_OK or CLI_FAIL. */
+struct store;
+int cli_open_store(const char *data_dir, const char *store_url, struct store **st);
+/* Writes one CSV field to stdout, quoted (RFC 4180) when it holds a comma, quote or line break.
+ * NULL writes nothing. */
+void cli_csv_field(const char *s);
 /* Same, but without printing; returns the HTTP status (or -1 on transport error, with msg). */
 int cli_http(struct cli_ctx *ctx, const char *method, const char *path, const char *body,
              size_t body_len, const char *content_type, struct core_buf *resp, char *errmsg,
@@ -106,6 +118,9 @@ int cli_cmd_login(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_whoami(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_audit(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_cost(struct cli_ctx *ctx, int argc, char **argv);
+/* `pave cost scan` (cmd_cost_scan.c), dispatched from cli_cmd_cost. */
+int cli_cmd_cost_scan(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_org(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_completion(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_version(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_build(struct cli_ctx *ctx, int argc, char **argv);
@@ -123,6 +138,7 @@ int cli_cmd_deployments(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_agent(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_logs(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_policy(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_security(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_ca(struct cli_ctx *ctx, int argc, char **argv);
 
 /* The command table, for help and completion. */

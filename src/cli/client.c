@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "store/store.h"
 
 void cli_config_path(char *out, size_t outsz)
 {
@@ -261,4 +262,40 @@ int cli_http_stream(struct cli_ctx *ctx, const char *path, cli_stream_fn fn, voi
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(c);
     return (int)status;
+}
+
+int cli_api_json(struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
+                 json_t **out)
+{
+    if (!body)
+        return cli_api(ctx, method, path, NULL, 0, NULL, out);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text) {
+        cli_error("out of memory");
+        return CLI_FAIL;
+    }
+    int rc = cli_api(ctx, method, path, text, strlen(text), "application/json", out);
+    free(text);
+    return rc;
+}
+
+int cli_open_store(const char *data_dir, const char *store_url, struct store **st)
+{
+    char url[4200];
+    struct core_err err = {0};
+    if (store_url) {
+        snprintf(url, sizeof(url), "%s", store_url);
+    } else {
+        if (core_mkdir_p(data_dir, 0700, &err)) {
+            cli_error("%s", err.msg);
+            return CLI_FAIL;
+        }
+        snprintf(url, sizeof(url), "sqlite:%s/pave.db", data_dir);
+    }
+    if (store_open(st, url, &err)) {
+        cli_error("%s", err.msg);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
 }

@@ -985,13 +985,8 @@ static int exc_request(struct cli_ctx *ctx, int argc, char **argv)
     }
     json_t *body = json_pack("{s:s,s:s,s:s,s:s}", "subject", pos[0], "rule", pos[1],
                              "justification", justification, "expires", expires);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
     json_t *resp = NULL;
-    rc = text ? cli_api(ctx, "POST", "/api/v1/policy/exceptions", text, strlen(text),
-                        "application/json", &resp)
-              : CLI_FAIL;
-    free(text);
+    rc = body ? cli_api_json(ctx, "POST", "/api/v1/policy/exceptions", body, &resp) : CLI_FAIL;
     if (rc)
         return rc;
     if (ctx->format != CLI_TABLE)
@@ -1024,12 +1019,8 @@ static int exc_decide(struct cli_ctx *ctx, const char *verb, int argc, char **ar
     char path[128];
     snprintf(path, sizeof(path), "/api/v1/policy/exceptions/%lld/%s", id, verb);
     json_t *body = comment ? json_pack("{s:s}", "comment", comment) : json_object();
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
     json_t *resp = NULL;
-    rc = text ? cli_api(ctx, "POST", path, text, strlen(text), "application/json", &resp)
-              : CLI_FAIL;
-    free(text);
+    rc = body ? cli_api_json(ctx, "POST", path, body, &resp) : CLI_FAIL;
     if (rc)
         return rc;
     if (ctx->format != CLI_TABLE)

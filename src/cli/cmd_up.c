@@ -12,16 +12,20 @@
 #include "artifact/artifact.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
+#include "cloud/cloud.h"
 #include "deploy/deploy.h"
 #include "ci/ci.h"
 #include "cli/cli.h"
 #include "pki/pki.h"
 #include "policy/policy.h"
 #include "secret/secret.h"
+#include "security/security.h"
 #include "portal/portal.h"
 #include "registry/registry.h"
 #include "store/store.h"
 #include "telemetry/telemetry.h"
+
+#define FIM_PATHS_MAX 32
 
 struct server_opts {
     const char *data_dir;
@@ -40,6 +44,13 @@ struct server_opts {
     const char *acme_domain;    /* ACME default policy also allows *.<domain> */
     const char *ingress_tls;    /* ADDR:PORT of the load balancer's TLS frontend, "off", NULL */
     const char *cert_lifetime;  /* service certificates' lifetime (default 24h) */
+    const char *alert_webhook;  /* new security alerts are POSTed here; NULL: none */
+    const char *alert_file;     /* ... and appended here (default DATA/security/alerts.jsonl) */
+    const char *sigma_rules;    /* detection rules besides the built-in ones; NULL: none */
+    const char *fim_path;       /* last --fim-path (cli_parse); every one is in fim_paths */
+    const char *fim_paths[FIM_PATHS_MAX]; /* --fim-path, repeatable: watched files and dirs */
+    size_t nfim_paths;
+    const char *fim_interval;   /* --fim-interval MS: file integrity scan period (10000) */
 };
 
 static int parse_listen(const char *listen, char *addr, size_t addrsz, int *port)
@@ -101,6 +112,156 @@ static void policy_scanner_stop(struct policy_scanner *s)
     s->running = false;
 }
 
+/* The default pipeline of the server (the engine's defaults, src/telemetry/engine.c) with the
+ * detections: the sigma transform with the built-in rules and --sigma-rules, the detect
+ * transform (built-in detections, src/security/detect.c), and the security sink for the
+ * records sigma tags. Used when there is no telemetry config file. */
+static char *default_pipeline(const char *sigma_rules)
+{
+    struct core_buf b;
+    core_buf_init(&b, 0);
+    core_buf_adds(&b, "sources: [{type: replicas}, {type: platform}]\n"
+                      "transforms:\n  - {type: enrich}\n  - {type: redact}\n"
+                      "  - {type: sigma, builtin: true");
+    if (sigma_rules) {
+        /* a YAML single-quoted scalar: quotes are doubled */
+        core_buf_adds(&b, ", rules: '");
+        for (const char *p = sigma_rules; *p; p++)
+            *p == '\'' ? core_buf_adds(&b, "''") : core_buf_addc(&b, *p);
+        core_buf_adds(&b, "'");
+    }
+    core_buf_adds(&b, "}\n  - {type: detect}\nsinks:\n  - {type: store}\n"
+                      "  - {type: security, when: {attribute: security.rule_ids}}\n");
+    return core_buf_detach(&b, NULL);
+}
+
+/* The alert book, the rules for listing and the default pipeline text. returns: 0, or non-zero
+ * after printing why. */
+static int start_detections(const struct server_opts *o, struct store *st,
+                            struct security_alerts **alerts, struct security_sigma_set **rules,
+                            char **tel_text)
+{
+    struct core_err err = {0};
+    char file[4200];
+    if (o->alert_file)
+        snprintf(file, sizeof(file), "%s", o->alert_file);
+    else
+        snprintf(file, sizeof(file), "%s/security/alerts.jsonl", o->data_dir);
+    struct security_alert_opts ao = {.webhook_url = o->alert_webhook, .file_path = file};
+    if (!(*alerts = security_alerts_open(st, &ao, &err))) {
+        cli_error("cannot start security alerts: %s (check --alert-webhook and --alert-file)",
+                  err.msg);
+        return -1;
+    }
+    if (!(*rules = security_sigma_set_new()) || security_sigma_add_builtin(*rules, &err) ||
+        (o->sigma_rules && security_sigma_add_path(*rules, o->sigma_rules, &err))) {
+        cli_error("cannot load the detection rules: %s (--sigma-rules takes a Sigma rule file "
+                  "or a directory of them)",
+                  err.msg[0] ? err.msg : "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < security_sigma_rejected_count(*rules); i++)
+        log_warn("security", "sigma rule not loaded",
+                 LOG_STR("rule", security_sigma_rejected(*rules, i)->source),
+                 LOG_STR("reason", security_sigma_rejected(*rules, i)->reason));
+    if (!(*tel_text = default_pipeline(o->sigma_rules))) {
+        cli_error("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The demo's billing data (docs/cost.md): the samples in tests/data/billing, found through
+ * PAVE_DEMO_BILLING, the working directory (make up runs from the repository) or next to the
+ * binary's build directory; imported only into a store without charges. A demo without them
+ * still starts. */
+static void demo_billing(struct store *st)
+{
+    char dir[4096] = "", exe[4096];
+    const char *env = getenv("PAVE_DEMO_BILLING");
+    struct stat sb;
+    if (env && *env)
+        snprintf(dir, sizeof(dir), "%s", env);
+    else if (stat("tests/data/billing/focus1.0_sample_1000.csv", &sb) == 0)
+        snprintf(dir, sizeof(dir), "tests/data/billing");
+    else {
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        char *slash;
+        if (n > 0) {
+            exe[n] = 0;
+            if ((slash = strrchr(exe, '/'))) {
+                *slash = 0;
+                snprintf(dir, sizeof(dir), "%.4000s/../tests/data/billing", exe);
+            }
+        }
+    }
+    char probe[4200];
+    snprintf(probe, sizeof(probe), "%s/focus1.0_sample_1000.csv", dir);
+    if (!dir[0] || stat(probe, &sb) != 0) {
+        log_info("up", "no demo billing samples found; /cost stays empty until pave cost import");
+        return;
+    }
+    struct core_err err = {0};
+    if (cloud_demo_load(st, dir, &err))
+        log_warn("up", "demo billing import failed", LOG_STR("error", err.msg));
+}
+
+/* Every --fim-path of argv (cli_parse keeps only the last) and --fim-interval, checked.
+ * returns: CLI_OK or CLI_USAGE after saying why. */
+static int fim_opts(int argc, char **argv, struct server_opts *o)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *v = NULL;
+        if (!strcmp(argv[i], "--fim-path") && i + 1 < argc)
+            v = argv[++i];
+        else if (!strncmp(argv[i], "--fim-path=", 11))
+            v = argv[i] + 11;
+        if (!v)
+            continue;
+        if (!v[0] || o->nfim_paths == FIM_PATHS_MAX) {
+            cli_error("--fim-path takes a file or directory, at most %d of them",
+                      FIM_PATHS_MAX);
+            return CLI_USAGE;
+        }
+        o->fim_paths[o->nfim_paths++] = v;
+    }
+    if (o->fim_interval) {
+        char *end = NULL;
+        long ms = strtol(o->fim_interval, &end, 10);
+        if (!end || *end || ms < 100 || ms > 86400000) {
+            cli_error("invalid --fim-interval '%s': milliseconds from 100 to 86400000, e.g. "
+                      "10000",
+                      o->fim_interval);
+            return CLI_USAGE;
+        }
+    }
+    return CLI_OK;
+}
+
+/* File integrity (the --fim-path paths, and the deployed bundles when deployments run) and the
+ * workload watch of the replicas (docs/security.md). returns: 0, or non-zero after printing
+ * why. */
+static int start_integrity(const struct server_opts *o, struct store *st,
+                           struct security_alerts *alerts, struct deploy_controller *dc,
+                           struct security_fim **fim, struct security_watch **watch)
+{
+    struct core_err err = {0};
+    char bundles[4200];
+    snprintf(bundles, sizeof(bundles), "%s/bundles", o->data_dir);
+    int interval = o->fim_interval ? (int)strtol(o->fim_interval, NULL, 10) : 10000;
+    struct security_fim_opts fo = {.paths = o->fim_paths, .npaths = o->nfim_paths,
+                                   .bundles_dir = dc ? bundles : NULL, .interval_ms = interval};
+    if (!(*fim = security_fim_start(st, alerts, &fo, &err))) {
+        cli_error("cannot start file integrity monitoring: %s (check --fim-path)", err.msg);
+        return -1;
+    }
+    if (dc && !(*watch = security_watch_start(st, alerts, dc, 2000, &err))) {
+        cli_error("cannot start the workload watch: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 static int run_server(const struct server_opts *o)
 {
     struct core_err err = {0};
@@ -115,6 +276,11 @@ static int run_server(const struct server_opts *o)
     struct deploy_controller *dc = NULL;
     struct tel_engine *tel = NULL;
     struct policy_engine *pol = NULL;
+    struct security_alerts *alerts = NULL;
+    struct security_fim *fim = NULL;       /* file integrity (needs the alert book) */
+    struct security_watch *watch = NULL;   /* replicas' processes and ports (needs deploy) */
+    struct security_sigma_set *rules = NULL; /* the loaded detection rules, for listing */
+    char *tel_text = NULL;                   /* the default pipeline with the detections */
     struct policy_gates gates = {0}; /* the guard rails every gate asks (docs/policy.md) */
     struct acme *acme = NULL;
     struct pki *pki = NULL;
@@ -158,6 +324,8 @@ static int run_server(const struct server_opts *o)
         cli_error("cannot load the demo organization: %s", err.msg);
         goto out;
     }
+    if (o->demo)
+        demo_billing(st);
     if (!(pol = policy_engine_open(st, cat, &err)) ||
         (o->demo && policy_engine_load_defaults(pol, &err))) {
         cli_error("cannot start policies: %s", err.msg);
@@ -301,6 +469,10 @@ static int run_server(const struct server_opts *o)
             deploy_set_gate(dc, policy_gate_deploy_cb, &gates);
         }
     }
+    if (start_detections(o, st, &alerts, &rules, &tel_text))
+        goto out;
+    if (start_integrity(o, st, alerts, dc, &fim, &watch))
+        goto out;
     char tel_path[4200];
     snprintf(tel_path, sizeof(tel_path), "%s/telemetry.yaml", o->data_dir);
     struct tel_engine_config tcfg = {
@@ -309,7 +481,10 @@ static int run_server(const struct server_opts *o)
                        : access(tel_path, R_OK) == 0 ? tel_path
                                                      : NULL,
         .cat = cat,
+        .alerts = alerts,
     };
+    if (!tcfg.config_path)
+        tcfg.config_text = tel_text;
     if (!(tel = tel_engine_start(&tcfg, &err))) {
         cli_error("cannot start the observability pipeline: %s (see docs/telemetry.md)",
                   err.msg);
@@ -318,6 +493,7 @@ static int run_server(const struct server_opts *o)
     struct portal_deps pdeps = {.st = st, .cat = cat, .runner = runner, .data_dir = o->data_dir,
                                 .registry = reg, .signer = signer, .deploy = dc,
                                 .policy = pol, .pki = pki};
+    pdeps.rules = rules;
     if (!(portal = portal_new(&pdeps, &err))) {
         cli_error("%s", err.msg);
         goto out;
@@ -327,6 +503,9 @@ static int run_server(const struct server_opts *o)
                             .secrets = box, .signer = signer, .data_dir = o->data_dir,
                             .registry = reg, .deploy = dc, .telemetry = tel, .policy = pol,
                             .pki = pki};
+    deps.alerts = alerts;
+    deps.rules = rules;
+    deps.fim = fim;
     /* ACME (RFC 8555) at /acme/ whenever the CA is open */
     if (deps.pki) {
         long hp = o->acme_http_port ? strtol(o->acme_http_port, NULL, 10) : 80;
@@ -407,6 +586,8 @@ out:
     pki_close(pki);
     policy_scanner_stop(&scanner);
     tel_engine_stop(tel, 5000);
+    security_watch_stop(watch); /* before the deploy controller it asks */
+    security_fim_stop(fim);
     if (dc && o->stop_workloads) {
         deploy_stop_all(dc);
     } else if (dc) {
@@ -420,6 +601,10 @@ out:
     secret_box_free(box);
     artifact_signer_free(signer);
     policy_engine_free(pol);
+    /* after the pipeline and the API, which raise and read alerts; drains the routing queue */
+    security_alerts_free(alerts);
+    security_sigma_set_free(rules);
+    core_free(tel_text);
     catalog_free(cat);
     store_close(st);
     return rc;
@@ -452,6 +637,15 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
                "                      (<NAME>_URL; default 18000)\n"
                "  --telemetry-config FILE  the observability pipeline (default DIR/telemetry.yaml\n"
                "                      if present, else the defaults: docs/telemetry.md)\n"
+               "  --sigma-rules PATH  detection rules (a Sigma file or a directory of them) run\n"
+               "                      besides the built-in ones (docs/security.md)\n"
+               "  --alert-webhook URL new security alerts are POSTed there as JSON\n"
+               "  --alert-file PATH   ... and appended there as JSON lines (default\n"
+               "                      DIR/security/alerts.jsonl)\n"
+               "  --fim-path PATH     watch PATH (a file or a directory, recursively) for file\n"
+               "                      integrity changes; repeatable. Deployed bundles are\n"
+               "                      always watched when deployments run (docs/security.md)\n"
+               "  --fim-interval MS   file integrity scan period (default 10000)\n"
                "  --stop-workloads    on exit also stop deployed replicas and HAProxy (by\n"
                "                      default they keep serving and the next start adopts them)\n"
                "  --acme-http-port N  port the ACME server validates http-01 challenges on\n"
@@ -473,6 +667,11 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
         {"cert-lifetime", 0, &o.cert_lifetime, NULL},
         {"service-ports", 0, &o.service_ports, NULL},
         {"telemetry-config", 0, &o.telemetry, NULL},
+        {"alert-webhook", 0, &o.alert_webhook, NULL},
+        {"alert-file", 0, &o.alert_file, NULL},
+        {"sigma-rules", 0, &o.sigma_rules, NULL},
+        {"fim-path", 0, &o.fim_path, NULL},
+        {"fim-interval", 0, &o.fim_interval, NULL},
         {"stop-workloads", 0, NULL, &o.stop_workloads},
         {"acme-http-port", 0, &o.acme_http_port, NULL},
         {"acme-domain", 0, &o.acme_domain, NULL},
@@ -481,7 +680,7 @@ int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv)
     char *pos[1];
     int npos;
     int rc = cli_parse(ctx, argc, argv, opts, pos, 0, &npos);
-    if (rc)
+    if (rc || (rc = fim_opts(argc, argv, &o)))
         return rc;
     o.write_token = o.demo;
     return run_server(&o);
@@ -500,7 +699,9 @@ int cli_cmd_up(struct cli_ctx *ctx, int argc, char **argv)
                "The load balancer (HAProxy) listens on 127.0.0.1:8080 for 'pave deploy', and\n"
                "with service certificates on 127.0.0.1:8443 (--ingress-tls ADDR:PORT|off,\n"
                "--cert-lifetime D).\n"
-               "Deployed replicas keep running when pave stops, unless --stop-workloads.\n");
+               "Deployed replicas keep running when pave stops, unless --stop-workloads.\n"
+               "Security: --sigma-rules PATH, --alert-webhook URL, --alert-file PATH,\n"
+               "--fim-path PATH (repeatable), --fim-interval MS as for 'pave server'.\n");
         return CLI_OK;
     }
     struct server_opts o = {.data_dir = ".pave", .listen = "127.0.0.1:7070", .demo = true,
@@ -513,12 +714,17 @@ int cli_cmd_up(struct cli_ctx *ctx, int argc, char **argv)
         {"ingress-tls", 0, &o.ingress_tls, NULL},
         {"cert-lifetime", 0, &o.cert_lifetime, NULL},
         {"stop-workloads", 0, NULL, &o.stop_workloads},
+        {"alert-webhook", 0, &o.alert_webhook, NULL},
+        {"alert-file", 0, &o.alert_file, NULL},
+        {"sigma-rules", 0, &o.sigma_rules, NULL},
+        {"fim-path", 0, &o.fim_path, NULL},
+        {"fim-interval", 0, &o.fim_interval, NULL},
         {NULL, 0, NULL, NULL},
     };
     char *pos[1];
     int npos;
     int rc = cli_parse(ctx, argc, argv, opts, pos, 0, &npos);
-    if (rc)
+    if (rc || (rc = fim_opts(argc, argv, &o)))
         return rc;
     return run_server(&o);
 }

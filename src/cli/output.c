@@ -267,3 +267,20 @@ void cli_print_object(const struct cli_ctx *ctx, json_t *obj)
     else
         cli_print_yaml(obj, 0, false);
 }
+
+void cli_csv_field(const char *s)
+{
+    if (!s)
+        return;
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"')
+            putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
+}

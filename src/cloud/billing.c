@@ -9,8 +9,8 @@
 #include "cloud/cloud.h"
 #include "store/store.h"
 
-#define BATCH_ROWS 32
-#define NPARAMS 24
+#define BATCH_ROWS 256
+#define NPARAMS 31
 
 void cloud_import_stats_release(struct cloud_import_stats *s)
 {
@@ -38,7 +38,8 @@ static const char insert_head[] =
     "service_name, "
     "service_category, charge_category, region, resource_id, sku, tags, "
     "tag_team, tag_service, "
-    "tag_env, tag_cost_center, source, line) VALUES ";
+    "tag_env, tag_cost_center, source, line, commitment_id, commitment_type, "
+    "commitment_status, pricing_category, usage_type, usage_qty_n, unused_commitment_n) VALUES ";
 
 static int batch_flush(struct store *st, struct batch *b, struct core_err *err)
 {
@@ -124,7 +125,7 @@ int cloud_billing_import(struct store *st, const char *path, const struct cloud_
     struct cloud_charge ch;
     cloud_charge_init(&ch);
     struct batch *b = core_calloc(1, sizeof(*b));
-    struct cloud_csv *r = NULL;
+    struct cloud_scan *r = NULL; /* reads and normalizes on worker threads (scan.c) */
     bool in_txn = false;
     size_t first_scope = stats->nscopes;
     int rc;
@@ -135,27 +136,14 @@ int cloud_billing_import(struct store *st, const char *path, const struct cloud_
     core_arena_init(&b->arena, 64u << 20);
     struct stat sb;
     int64_t total = stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
-    if (!(r = cloud_csv_open_file(path, err))) {
+    /* header, format and the error messages are the scanner's, as they were here */
+    struct cloud_scan_opts so = {.format = o->format, .threads = o->threads};
+    if (!(r = cloud_scan_open(path, &so, err))) {
         rc = err ? err->code : CORE_E_IO;
         goto out;
     }
-    char **f;
-    size_t n;
+    map.fmt = cloud_scan_map(r)->fmt; /* owns nothing: only the name is used below */
     int64_t line;
-    struct core_err e2 = {0};
-    rc = cloud_csv_next(r, &f, &n, &line, &e2);
-    if (rc == 0) {
-        rc = core_err_set(err, CORE_E_INVAL, "'%s' is empty", path);
-        goto out;
-    }
-    if (rc < 0) {
-        rc = core_err_set(err, rc, "'%s' header: %s", path, e2.msg);
-        goto out;
-    }
-    if ((rc = cloud_billing_map(&map, o->format, f, n, err))) {
-        core_err_wrap(err, "'%s'", path);
-        goto out;
-    }
     snprintf(stats->format, sizeof(stats->format), "%s", map.fmt->name);
     if ((rc = store_txn_begin(st, err)))
         goto out;
@@ -172,31 +160,24 @@ int cloud_billing_import(struct store *st, const char *path, const struct cloud_
         (rc = store_query_int(st, "SELECT MAX(id) FROM cost_imports", NULL, 0, &import_id, err)))
         goto out;
     int64_t rows = 0, imported = 0, malformed = 0;
+    /* Rows arrive normalized, in file order, in batches from the scanner's
+     * threads; this thread only writes. Malformed rows are collected by the
+     * scanner and noted after the loop (in line order). */
+    struct cloud_scan_batch sbt = {0};
+    size_t bi = 0;
     for (;;) {
-        core_err_clear(&e2);
-        rc = cloud_csv_next(r, &f, &n, &line, &e2);
-        if (rc == 0)
-            break;
-        if (rc == CORE_E_INVAL) {
-            rows++;
-            malformed++;
-            note_bad(stats, path, line, strip_line(e2.msg));
-            continue;
-        }
-        if (rc < 0) {
-            rc = core_err_set(err, rc, "'%s': %s", path, e2.msg);
-            goto out;
-        }
-        rows++;
-        if ((rc = cloud_billing_row(&map, f, n, &ch, &e2))) {
-            if (rc != CORE_E_INVAL) {
-                core_err_set(err, rc, "'%s' line %lld: %s", path, (long long)line, e2.msg);
+        if (bi == sbt.n) {
+            bi = 0;
+            if ((rc = cloud_scan_next(r, &sbt, err)) < 0)
                 goto out;
-            }
-            malformed++;
-            note_bad(stats, path, line, e2.msg);
+            if (rc == 0)
+                break;
             continue;
         }
+        line = sbt.lines[bi];
+        ch = sbt.rows[bi++];
+        core_buf_init(&ch.scratch, 0); /* the batch keeps owning the tags' storage */
+        rows++;
         const char *acct = ch.billing_account ? ch.billing_account
                            : ch.provider      ? ch.provider
                                               : "-";
@@ -233,6 +214,13 @@ int cloud_billing_import(struct store *st, const char *path, const struct cloud_
         v[21] = arena_text(a, ch.tag_cost_center);
         v[22] = arena_text(a, path);
         v[23] = STORE_V_INT(line);
+        v[24] = arena_text(a, ch.commitment_id);
+        v[25] = store_v_text(ch.commitment_type); /* static strings */
+        v[26] = store_v_text(ch.commitment_status);
+        v[27] = store_v_text(ch.pricing_category);
+        v[28] = arena_text(a, ch.usage_type);
+        v[29] = STORE_V_INT(ch.usage_qty_n);
+        v[30] = STORE_V_INT(ch.unused_commitment_n);
         if (!v[1].s || !v[2].s || !v[17].s || !v[22].s) {
             rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
             goto out;
@@ -240,9 +228,19 @@ int cloud_billing_import(struct store *st, const char *path, const struct cloud_
         if (++b->n == BATCH_ROWS && (rc = batch_flush(st, b, err)))
             goto out;
         imported++;
-        if (o->progress && (rows & 0xffff) == 0)
-            o->progress(o->progress_arg, path, cloud_csv_offset(r), total);
+        if (o->progress && (rows & 0xffff) == 0) {
+            int64_t done, all;
+            cloud_scan_progress(r, &done, &all);
+            o->progress(o->progress_arg, path, done, total);
+        }
     }
+    struct cloud_scan_stats ss;
+    cloud_scan_stats(r, &ss);
+    rows += ss.malformed;
+    malformed += ss.malformed;
+    for (size_t k = 0; k < ss.nbad; k++)
+        note_bad(stats, path, ss.bad[k].line, strip_line(ss.bad[k].reason));
+    stats->malformed += ss.malformed - (int64_t)ss.nbad; /* note_bad counted those */
     if ((rc = batch_flush(st, b, err)))
         goto out;
     /* Malformed rows are charged to the scope they cannot name, so a file with
@@ -295,7 +293,7 @@ out:
         core_arena_release(&b->arena);
         core_free(b);
     }
-    cloud_csv_free(r);
+    cloud_scan_free(r);
     cloud_map_release(&map);
     cloud_charge_release(&ch);
     return rc;

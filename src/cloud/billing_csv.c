@@ -287,6 +287,12 @@ static const char *const col_names[CLOUD_COL_COUNT] = {
     "ResourceId",
     "SkuId",
     "Tags",
+    "CommitmentDiscountId",
+    "CommitmentDiscountType",
+    "CommitmentDiscountStatus",
+    "PricingCategory",
+    "ConsumedQuantity",
+    "x_UsageType",
 };
 
 const char *cloud_col_name(enum cloud_col c)
@@ -320,6 +326,12 @@ const struct cloud_format cloud_billing_formats[] = {
          [CLOUD_COL_RESOURCE_ID] = "ResourceId",
          [CLOUD_COL_SKU_ID] = "SkuId",
          [CLOUD_COL_TAGS] = "Tags",
+         [CLOUD_COL_COMMITMENT_ID] = "CommitmentDiscountId",
+         [CLOUD_COL_COMMITMENT_TYPE] = "CommitmentDiscountType",
+         [CLOUD_COL_COMMITMENT_STATUS] = "CommitmentDiscountStatus",
+         [CLOUD_COL_PRICING_CATEGORY] = "PricingCategory",
+         [CLOUD_COL_CONSUMED_QUANTITY] = "ConsumedQuantity|PricingQuantity",
+         [CLOUD_COL_USAGE_TYPE] = "x_UsageType|ChargeDescription|SkuPriceId",
      },
      NULL},
     {"aws-cur2",
@@ -343,6 +355,10 @@ const struct cloud_format cloud_billing_formats[] = {
          [CLOUD_COL_RESOURCE_ID] = "line_item_resource_id",
          [CLOUD_COL_SKU_ID] = "product_sku",
          [CLOUD_COL_TAGS] = "resource_tags",
+         [CLOUD_COL_COMMITMENT_ID] = "reservation_reservation_a_r_n|savings_plan_savings_plan_a_r_n",
+         [CLOUD_COL_PRICING_CATEGORY] = "pricing_term",
+         [CLOUD_COL_CONSUMED_QUANTITY] = "line_item_usage_amount",
+         [CLOUD_COL_USAGE_TYPE] = "line_item_usage_type",
      },
      NULL},
     {"aws-cur",
@@ -365,6 +381,10 @@ const struct cloud_format cloud_billing_formats[] = {
          [CLOUD_COL_REGION_ID] = "product/regionCode|product/region|lineItem/AvailabilityZone",
          [CLOUD_COL_RESOURCE_ID] = "lineItem/ResourceId",
          [CLOUD_COL_SKU_ID] = "product/sku",
+         [CLOUD_COL_COMMITMENT_ID] = "reservation/ReservationARN|savingsPlan/SavingsPlanARN",
+         [CLOUD_COL_PRICING_CATEGORY] = "pricing/term",
+         [CLOUD_COL_CONSUMED_QUANTITY] = "lineItem/UsageAmount",
+         [CLOUD_COL_USAGE_TYPE] = "lineItem/UsageType",
      },
      "resourceTags/"},
     {"azure",
@@ -387,6 +407,11 @@ const struct cloud_format cloud_billing_formats[] = {
          [CLOUD_COL_RESOURCE_ID] = "ResourceId|InstanceId|InstanceName",
          [CLOUD_COL_SKU_ID] = "MeterId|ProductId",
          [CLOUD_COL_TAGS] = "Tags",
+         [CLOUD_COL_COMMITMENT_ID] = "ReservationId|BenefitId",
+         [CLOUD_COL_COMMITMENT_TYPE] = "PricingModel",
+         [CLOUD_COL_PRICING_CATEGORY] = "PricingModel",
+         [CLOUD_COL_CONSUMED_QUANTITY] = "Quantity|UsageQuantity",
+         [CLOUD_COL_USAGE_TYPE] = "MeterName|MeterSubCategory",
      },
      NULL},
     {"gcp",
@@ -408,6 +433,8 @@ const struct cloud_format cloud_billing_formats[] = {
          [CLOUD_COL_RESOURCE_ID] = "resource.global_name|resource.name",
          [CLOUD_COL_SKU_ID] = "sku.id|sku_id",
          [CLOUD_COL_TAGS] = "labels",
+         [CLOUD_COL_CONSUMED_QUANTITY] = "usage.amount|usage_amount",
+         [CLOUD_COL_USAGE_TYPE] = "sku.description|sku_description",
      },
      NULL},
     {"oci",
@@ -426,6 +453,8 @@ const struct cloud_format cloud_billing_formats[] = {
          [CLOUD_COL_REGION_ID] = "product/region",
          [CLOUD_COL_RESOURCE_ID] = "product/resourceId",
          [CLOUD_COL_SKU_ID] = "cost/productSku",
+         [CLOUD_COL_CONSUMED_QUANTITY] = "usage/billedQuantity",
+         [CLOUD_COL_USAGE_TYPE] = "product/Description",
      },
      "tags/"},
 };
@@ -434,11 +463,29 @@ const size_t cloud_billing_nformats =
 
 /* AWS effective cost depends on the line item type; these extra columns are
  * looked up per map. */
-enum { AUX_SP_EFFECTIVE = 0, AUX_RI_EFFECTIVE, AUX_COUNT };
-static const char *const aux_cur[AUX_COUNT] = {"savingsPlan/SavingsPlanEffectiveCost",
-                                               "reservation/EffectiveCost"};
-static const char *const aux_cur2[AUX_COUNT] = {"savings_plan_savings_plan_effective_cost",
-                                                "reservation_effective_cost"};
+enum {
+    AUX_SP_EFFECTIVE = 0,
+    AUX_RI_EFFECTIVE,
+    AUX_RI_UNUSED_UPFRONT,
+    AUX_RI_UNUSED_RECURRING,
+    AUX_SP_TOTAL_COMMITMENT,
+    AUX_SP_USED_COMMITMENT,
+    AUX_COUNT
+};
+static const char *const aux_cur[AUX_COUNT] = {
+    "savingsPlan/SavingsPlanEffectiveCost",
+    "reservation/EffectiveCost",
+    "reservation/UnusedAmortizedUpfrontFeeForBillingPeriod",
+    "reservation/UnusedRecurringFee",
+    "savingsPlan/TotalCommitmentToDate",
+    "savingsPlan/UsedCommitment"};
+static const char *const aux_cur2[AUX_COUNT] = {
+    "savings_plan_savings_plan_effective_cost",
+    "reservation_effective_cost",
+    "reservation_unused_amortized_upfront_fee_for_billing_period",
+    "reservation_unused_recurring_fee",
+    "savings_plan_total_commitment_to_date",
+    "savings_plan_used_commitment"};
 
 static int find_col(char *const *hdr, size_t n, const char *name, size_t namelen)
 {
@@ -872,6 +919,114 @@ static void tags_from_text(json_t *obj, const char *s)
     json_decref(v);
 }
 
+static bool has_word(const char *s, const char *w)
+{
+    return s && strcasestr(s, w) != NULL;
+}
+
+/* Commitment type from a FOCUS CommitmentDiscountType, an Azure PricingModel or
+ * an AWS line item type. */
+static const char *commitment_type(const char *raw)
+{
+    if (has_word(raw, "savings"))
+        return "savings-plan";
+    if (has_word(raw, "reserv") || has_word(raw, "RIFee") || has_word(raw, "DiscountedUsage"))
+        return "reservation";
+    return NULL;
+}
+
+/* FOCUS PricingCategory (1.0 "Standard"/"Committed"/"Dynamic", 1.1 "On-Demand"/
+ * "Commitment-Based"), AWS pricing/term, Azure PricingModel. */
+static const char *pricing_category(const char *raw)
+{
+    if (!raw)
+        return NULL;
+    if (strcasecmp(raw, "Standard") == 0 || has_word(raw, "demand"))
+        return "on-demand";
+    if (has_word(raw, "commit") || has_word(raw, "reserv") || has_word(raw, "savings"))
+        return "commitment";
+    if (has_word(raw, "spot") || has_word(raw, "dynamic"))
+        return "spot";
+    return "other";
+}
+
+static int aux_money(const struct cloud_map *m, char *const *f, int a, int64_t *out,
+                     struct core_err *err)
+{
+    *out = 0;
+    if (m->aux[a] < 0 || cloud_is_null(f[m->aux[a]]))
+        return 0;
+    if (cloud_parse_money(f[m->aux[a]], out))
+        return core_err_set(err, CORE_E_INVAL, "commitment amount '%.40s' is not a number",
+                            f[m->aux[a]]);
+    return 0;
+}
+
+/* Fills the commitment fields: id, type, used/unused, pricing category,
+ * quantity, usage type and the unused commitment carried by the charge. */
+static int commitment_fields(const struct cloud_map *m, char *const *f, const char *raw_cat,
+                             struct cloud_charge *c, struct core_err *err)
+{
+    c->commitment_id = field(m, f, CLOUD_COL_COMMITMENT_ID);
+    c->usage_type = field(m, f, CLOUD_COL_USAGE_TYPE);
+    c->unused_commitment_n = 0;
+    c->usage_qty_n = 0;
+    const char *q = field(m, f, CLOUD_COL_CONSUMED_QUANTITY);
+    if (q && cloud_parse_money(q, &c->usage_qty_n))
+        c->usage_qty_n = 0; /* a quantity is informative only; never refuse the row */
+    const char *rt = field(m, f, CLOUD_COL_COMMITMENT_TYPE);
+    const char *rs = field(m, f, CLOUD_COL_COMMITMENT_STATUS);
+    c->commitment_type = commitment_type(rt);
+    c->pricing_category = pricing_category(field(m, f, CLOUD_COL_PRICING_CATEGORY));
+    c->commitment_status = NULL;
+    if (rs)
+        c->commitment_status = has_word(rs, "unused") ? "unused" : "used";
+    bool is_aws = m->aux[AUX_SP_EFFECTIVE] >= 0 || m->aux[AUX_RI_EFFECTIVE] >= 0;
+    if (raw_cat && is_aws) {
+        if (strcmp(raw_cat, "DiscountedUsage") == 0 ||
+            strcmp(raw_cat, "SavingsPlanCoveredUsage") == 0) {
+            c->commitment_type = commitment_type(raw_cat);
+            c->commitment_status = "used";
+            c->pricing_category = "commitment";
+        } else if (strcmp(raw_cat, "RIFee") == 0) {
+            int64_t a, b;
+            if (aux_money(m, f, AUX_RI_UNUSED_UPFRONT, &a, err) ||
+                aux_money(m, f, AUX_RI_UNUSED_RECURRING, &b, err))
+                return CORE_E_INVAL;
+            c->commitment_type = "reservation";
+            c->unused_commitment_n = a + b;
+        } else if (strcmp(raw_cat, "SavingsPlanRecurringFee") == 0) {
+            int64_t tot, used;
+            if (aux_money(m, f, AUX_SP_TOTAL_COMMITMENT, &tot, err) ||
+                aux_money(m, f, AUX_SP_USED_COMMITMENT, &used, err))
+                return CORE_E_INVAL;
+            c->commitment_type = "savings-plan";
+            c->unused_commitment_n = tot > used ? tot - used : 0;
+        } else if (has_word(raw_cat, "SavingsPlan")) {
+            c->commitment_type = "savings-plan";
+        } else if (c->usage_type && has_word(c->usage_type, "SpotUsage")) {
+            c->pricing_category = "spot";
+        }
+    } else if (raw_cat && has_word(raw_cat, "unused")) {
+        /* Azure UnusedReservation / UnusedSavingsPlan */
+        c->commitment_status = "unused";
+        if (!c->commitment_type)
+            c->commitment_type = commitment_type(raw_cat);
+    }
+    if (c->commitment_id && !c->commitment_status && raw_cat && strcasecmp(raw_cat, "Usage") == 0)
+        c->commitment_status = "used";
+    if (c->commitment_status && !c->pricing_category)
+        c->pricing_category = "commitment";
+    if (c->commitment_status && strcmp(c->commitment_status, "unused") == 0 &&
+        !c->unused_commitment_n)
+        c->unused_commitment_n = c->effective_n;
+    /* Azure says "OnDemand" in PricingModel, which is no commitment type. */
+    if (c->pricing_category && strcmp(c->pricing_category, "commitment") != 0 &&
+        !c->commitment_id && !c->unused_commitment_n)
+        c->commitment_type = NULL;
+    return 0;
+}
+
 int cloud_billing_row(const struct cloud_map *m, char *const *f, size_t n, struct cloud_charge *c,
                       struct core_err *err)
 {
@@ -936,6 +1091,8 @@ int cloud_billing_row(const struct cloud_map *m, char *const *f, size_t n, struc
     c->region = field(m, f, CLOUD_COL_REGION_ID);
     c->resource_id = field(m, f, CLOUD_COL_RESOURCE_ID);
     c->sku = field(m, f, CLOUD_COL_SKU_ID);
+    if (commitment_fields(m, f, raw_cat, c, err))
+        return CORE_E_INVAL;
 
     /* Tags: the tags column, then one column per tag. */
     c->tags_json = "{}";

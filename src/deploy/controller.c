@@ -1181,6 +1181,40 @@ int deploy_tls_port(const struct deploy_controller *dc)
     return dc->ing ? ingress_tls_port(dc->ing) : 0;
 }
 
+int deploy_replica_foreach(struct deploy_controller *dc, deploy_replica_fn fn, void *arg)
+{
+    pthread_mutex_lock(&dc->mu);
+    json_t *snap = json_deep_copy(dc->snapshot);
+    pthread_mutex_unlock(&dc->mu);
+    int rc = 0;
+    const char *k;
+    json_t *t;
+    json_object_foreach (snap, k, t) {
+        size_t i;
+        json_t *r;
+        json_array_foreach (json_object_get(t, "replicas"), i, r) {
+            const char *state = json_string_value(json_object_get(r, "state"));
+            long pid = (long)json_integer_value(json_object_get(r, "shim_pid"));
+            if (!state || (strcmp(state, "running") && strcmp(state, "starting")) || pid <= 1)
+                continue;
+            struct deploy_replica_info info = {
+                .service = json_string_value(json_object_get(t, "service")),
+                .env = json_string_value(json_object_get(t, "env")),
+                .name = json_string_value(json_object_get(r, "name")),
+                .shim_pid = pid,
+                .port = (int)json_integer_value(json_object_get(r, "port")),
+            };
+            if (!info.service || !info.env || !info.name)
+                continue;
+            if ((rc = fn(arg, &info)))
+                goto out;
+        }
+    }
+out:
+    json_decref(snap);
+    return rc;
+}
+
 json_t *deploy_status(struct deploy_controller *dc, const char *service, const char *env,
                       struct core_err *err)
 {

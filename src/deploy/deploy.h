@@ -137,6 +137,20 @@ int deploy_ingress_port(const struct deploy_controller *dc);
 /* HTTPS port of the load balancer, 0 when it serves no TLS. */
 int deploy_tls_port(const struct deploy_controller *dc);
 
+/* One live replica as the reconciler saw it last (for the security module's workload watch).
+ * Strings are borrowed for the callback's duration. */
+struct deploy_replica_info {
+    const char *service, *env;
+    const char *name;  /* the replica, "<service>.<env>.<seq>" */
+    long shim_pid;     /* the replica's shim: every process of the replica descends from it */
+    int port;          /* the port assigned to it (its PORT) */
+};
+typedef int (*deploy_replica_fn)(void *arg, const struct deploy_replica_info *r);
+/* Calls fn for every replica whose shim is running (state starting or running) in the last
+ * reconcile's snapshot. A non-zero return stops the iteration and is returned. Any thread; fn
+ * runs without the controller's lock held. */
+int deploy_replica_foreach(struct deploy_controller *dc, deploy_replica_fn fn, void *arg);
+
 /* ---- monitoring (monitoring.c, docs/monitoring.md) ---- */
 
 /* Called by the reconciler with the snapshot it just built ("service/env" -> target with its

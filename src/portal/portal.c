@@ -1080,7 +1080,7 @@ static int audit_row(void *arg, const struct store_audit_event *ev)
     return pg->rc;
 }
 
-static int audit_table(struct page *pg, const char *kind, const char *object, const char *id)
+int portal_audit_table(struct page *pg, const char *kind, const char *object, const char *id)
 {
     struct store_audit_filter f = {.kind = kind, .object = object, .limit = AUDIT_ROWS};
     struct audit_rows a = {pg, object == NULL, 0};
@@ -4414,7 +4414,7 @@ static int service_page(struct page *pg, const char *name)
     service_deployments_section(pg, s.name, status, problem);
     service_guard_section(pg, s.name);
     out_s(pg, "<section id=\"audit\">\n<h2>History</h2>\n");
-    rc = audit_table(pg, "service", s.name, "service-audit");
+    rc = portal_audit_table(pg, "service", s.name, "service-audit");
     if (rc)
         goto out;
     out_s(pg, "</section>\n");
@@ -5379,7 +5379,7 @@ static int audit_page(struct page *pg)
     portal_page_begin(pg, 200, "Audit log");
     out_f(pg, "<h1>Audit log</h1>\n<p class=\"lead\">The last %d changes, newest first. The log "
               "is append-only.</p>\n<section id=\"audit\">\n", AUDIT_ROWS);
-    int rc = audit_table(pg, NULL, NULL, "audit-log");
+    int rc = portal_audit_table(pg, NULL, NULL, "audit-log");
     if (rc)
         return rc;
     out_s(pg, "</section>\n");
@@ -5591,6 +5591,7 @@ struct portal *portal_new(const struct portal_deps *deps, struct core_err *err)
     p->deploy = deps->deploy;
     p->policy = deps->policy;
     p->pki = deps->pki;
+    p->rules = deps->rules;
     return p;
 }
 

@@ -52,6 +52,7 @@ struct artifact_signer;
 struct deploy_controller;
 struct policy_engine;
 struct pki;
+struct security_sigma_set;
 struct portal;
 struct json_t; /* jansson's json_t */
 
@@ -69,6 +70,7 @@ struct portal_deps {
     struct policy_engine *policy;     /* may be NULL: the compliance pages say policy is not
                                        * enabled and the service page has no guard rails */
     struct pki *pki;                  /* may be NULL: /ca answers 503 with `pave ca init` */
+    const struct security_sigma_set *rules; /* the loaded detection rules; may be NULL */
 };
 
 struct portal_request {

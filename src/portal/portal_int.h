@@ -36,6 +36,7 @@ struct portal {
     struct deploy_controller *deploy; /* may be NULL: deployments are not enabled */
     struct policy_engine *policy;     /* may be NULL: policy is not enabled */
     struct pki *pki;                  /* may be NULL: the CA is not initialized */
+    const struct security_sigma_set *rules; /* may be NULL: /security/rules lists none */
 };
 
 /* State of one request. */
@@ -127,6 +128,10 @@ bool portal_parse_id(const char *s, size_t len, int64_t *id);
 /* A string / integer member of a JSON object (NULL / false when absent or of another type). */
 const char *portal_jstr(const json_t *obj, const char *key);
 bool portal_jint(const json_t *obj, const char *key, int64_t *out);
+
+/* The audit events of one object (kind, object) or of every object (object NULL) as a table with
+ * the given element id. returns: 0 or the store's error (pg->err set). */
+int portal_audit_table(struct page *pg, const char *kind, const char *object, const char *id);
 
 /* Page files (routed by portal.c for paths under their prefix; signed in, CSRF checked). */
 int portal_cost_route(struct page *pg);     /* /cost... (page_cost.c) */

@@ -80,6 +80,17 @@ int security_sigma_add(struct security_sigma_set *s, const char *name, const cha
  * / CORE_E_NOMEM with err. */
 int security_sigma_add_dir(struct security_sigma_set *s, const char *dir, struct core_err *err);
 
+/* Adds the built-in rules embedded in the binary (sigma/builtin.yaml; rules_builtin.c), named
+ * "builtin:N". returns: 0, or CORE_E_NOMEM / CORE_E_INVAL with err when one does not load (a
+ * build mistake: the unit tests load them). */
+int security_sigma_add_builtin(struct security_sigma_set *s, struct core_err *err);
+
+/* Loads path (a directory of *.yml / *.yaml, or one rule file) into s, like the sigma
+ * transform's `rules`. Rules that do not load are recorded as rejected. returns: 0, CORE_E_IO
+ * (nothing at path) / CORE_E_NOMEM with err. */
+int security_sigma_add_path(struct security_sigma_set *s, const char *path,
+                            struct core_err *err);
+
 size_t security_sigma_count(const struct security_sigma_set *s);
 /* returns: rule i (i < count), borrowed from s. */
 const struct security_sigma_rule *security_sigma_rule(const struct security_sigma_set *s,
@@ -94,6 +105,11 @@ const struct security_sigma_reject *security_sigma_rejected(const struct securit
  * max are written). Thread safe. */
 size_t security_sigma_match(const struct security_sigma_set *s, const struct tel_record *rec,
                             struct core_arena *scratch, size_t *out, size_t max);
+
+/* The literal prefilter of security_sigma_match (on by default; docs/security.md): off, every
+ * rule whose logsource fits is evaluated. Matches are the same either way (for tests and
+ * measurement). Not thread safe against concurrent security_sigma_match. */
+void security_sigma_set_prefilter(struct security_sigma_set *s, bool on);
 
 /* Parses a condition alone against the selection names sel[0..n) (the condition fuzzer and
  * tests). returns: 0, CORE_E_INVAL / CORE_E_UNSUPPORTED with err. */
@@ -174,5 +190,109 @@ struct json_t *security_fim_baseline(struct store *st, const char *scope, struct
  * security.fim.accept. */
 int security_fim_accept(struct security_fim *f, const struct catalog_actor *actor,
                         const char *path, struct core_err *err);
+
+/* ---- built-in detections (detect.c) ------------------------------------------------------ */
+
+/* One failed authentication recognized in a log record. */
+struct security_login_failure {
+    char source[64]; /* the remote address (or host name) it came from; "local:HOST" for sudo */
+    char user[64];   /* "" when the line does not say */
+    int count;       /* failures the line stands for (sudo's "3 incorrect password attempts") */
+};
+
+/* Recognizes a failed authentication in rec: sshd "Failed password for [invalid user] X from
+ * IP port N ssh2" (any method), sshd "Invalid user X from IP", PAM "authentication failure;
+ * ... rhost=IP user=X" (with a remote host), sudo "N incorrect password attempts", and the
+ * platform's own "token refused" warning (attribute client.address). Pure, thread safe.
+ * returns: true and *out filled, or false. */
+bool security_failed_login_parse(const struct tel_record *rec, struct security_login_failure *out);
+
+struct security_detect;
+
+struct security_detect_opts {
+    int threshold;      /* failures from one source that make a burst; 0: 5 */
+    int64_t window_ms;  /* ... within this much event time; 0: 60 s */
+    size_t max_sources; /* sources tracked at once (least recently seen dropped); 0: 4096 */
+    int max_events;     /* failing lines kept in the alert's event; 0: 10 */
+};
+
+/* returns: owned by caller (security_detect_free); NULL on NOMEM. o may be NULL (defaults). */
+struct security_detect *security_detect_new(const struct security_detect_opts *o);
+void security_detect_free(struct security_detect *d);
+
+/* Feeds one record to the failed-login detection. When a source reaches the threshold within
+ * the window (by the records' event time, else their observed time, so a replayed file
+ * detects what happened then) one finding builtin.failed-logins (severity high, dedup key
+ * "failed-logins:SOURCE", the first max_events failing lines as the event) is raised on a;
+ * further failures of the same burst raise nothing until the source was quiet for a window.
+ * *raised (may be NULL) tells whether this record raised. Thread safe. returns: 0, or what
+ * security_alert_raise returned (CORE_E_UNSUPPORTED when no alert book is linked). */
+int security_detect_feed(struct security_detect *d, struct security_alerts *a,
+                         const struct tel_record *rec, bool *raised, struct core_err *err);
+
+/* Tokens used from a new source address: remembers (token id, address) pairs in memory and in
+ * the store (table security_seen, kind "token-source"). */
+struct security_seen;
+
+/* returns: owned by caller (security_seen_free); NULL on NOMEM. */
+struct security_seen *security_seen_new(void);
+void security_seen_free(struct security_seen *s);
+
+/* Called on every authenticated API request. A pair already known costs a lookup in memory; a
+ * new pair is stored and, unless it is the token's first use (the baseline), raises
+ * builtin.token-new-source (severity medium, summary with the token id and owner, never the
+ * token) on a. *raised may be NULL. Thread safe. returns: 0, a store error, or the raise's. */
+int security_token_seen(struct security_seen *s, struct security_alerts *a, struct store *st,
+                        const char *token_id, const char *owner, const char *addr, bool *raised,
+                        struct core_err *err);
+
+/* ---- workload watch (watch.c) ------------------------------------------------------------ */
+
+/* Watches the process trees of deployed replicas (docs/security.md "Workload watch"): every
+ * interval_ms it asks the deploy controller for the live replicas and raises, on `alerts`,
+ *  - builtin.new-listening-port (high): a TCP or UDP socket listening on a port other than the
+ *    replica's assigned one, held by any process of the replica's tree;
+ *  - builtin.unexpected-process (high): a process of the tree whose executable differs from the
+ *    replica's main process's (a shell, curl ...); the summary carries exe, pid and the first 200
+ *    bytes of its command line, never its environment.
+ * One alert per replica+port and replica+executable (a new pid of the same executable is one more
+ * occurrence). */
+struct security_watch;
+struct deploy_controller;
+
+/* dc may be NULL (nothing to scan; security_watch_inspect still works); interval_ms 0: no
+ * thread. st, alerts (may be NULL: findings are only returned) and dc are borrowed.
+ * returns: owned by caller (security_watch_stop); NULL with err. */
+struct security_watch *security_watch_start(struct store *st, struct security_alerts *alerts,
+                                            struct deploy_controller *dc, int interval_ms,
+                                            struct core_err *err);
+void security_watch_stop(struct security_watch *w);
+/* Scans every live replica now. *findings (may be NULL) receives {"items":[{rule_id, replica,
+ * service, env, pid, exe, cmdline | proto, port, ...}]}: everything seen, raised or not. */
+int security_watch_scan(struct security_watch *w, struct json_t **findings,
+                        struct core_err *err);
+/* Parsers of what the watch reads in /proc (procfs.c): untrusted, since a process picks its own
+ * name and command line. Any bytes are accepted; nothing is read past len. */
+struct security_proc_stat {
+    char state;               /* R, S, Z ... */
+    long ppid;
+    unsigned long long start; /* clock ticks after boot */
+};
+/* /proc/PID/stat text. returns: true with *out filled when fields 3 to 22 are there. */
+bool security_proc_stat_parse(const char *text, size_t len, struct security_proc_stat *out);
+/* One line of /proc/PID/net/{tcp,tcp6,udp,udp6}. returns: true for a listening socket (TCP
+ * LISTEN, UDP unconnected) with its local port (1..65535) and inode. */
+bool security_proc_net_parse(const char *line, bool tcp, int *port, unsigned long long *inode);
+#define SECURITY_CMDLINE_MAX 200
+/* A command line as shown: its first SECURITY_CMDLINE_MAX bytes (and at most outsz - 1), NULs
+ * between arguments as spaces, control bytes as '?'. out is always terminated (outsz > 0). */
+void security_proc_cmdline_clean(const char *raw, size_t n, char *out, size_t outsz);
+
+/* Inspects one replica: the tree of processes under root_pid (excluded itself, as processes
+ * running its executable: the shim), whose assigned port is `port`. Found items are appended to
+ * items (a JSON array; may be NULL). */
+int security_watch_inspect(struct security_watch *w, const char *service, const char *env,
+                           const char *replica, long root_pid, int port, struct json_t *items,
+                           struct core_err *err);
 
 #endif

@@ -1,5 +1,6 @@
-/* Sigma rules: loading (YAML -> compiled rule), the condition parser, the field-mapping layer
- * (a "view" of one telemetry record as Sigma sees it) and evaluation. docs/security.md. */
+/* Sigma rules: loading (YAML -> compiled rule), the condition parser, the literal prefilter, the
+ * field-mapping layer (a "view" of one telemetry record as Sigma sees it) and evaluation.
+ * docs/security.md. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -23,6 +24,8 @@
 #define DEPTH_LIMIT 1000
 #define HEAP_LIMIT_KIB 1024
 #define VIEW_FIELDS_MAX 160
+#define LIT_MIN 3       /* shorter required literals filter nothing: the rule is always run */
+#define LIT_HASH_BITS 15 /* the literal index: buckets keyed by a literal's first 3 bytes */
 
 /* Pattern bytes standing for Sigma's wildcards once escapes are resolved. */
 #define WILD_STAR '\x01'
@@ -40,6 +43,8 @@ struct value {
     size_t len;
     bool cased;
     pcre2_code *re;
+    const char *lit; /* RE: a run every match contains (re_required), NULL when none */
+    size_t litlen;
     int family; /* CIDR: AF_INET / AF_INET6 */
     uint8_t addr[16];
     int bits;
@@ -91,6 +96,22 @@ struct rule {
     struct sel *sels;
     size_t nsels;
     struct cnode *cond;
+    /* The prefilter: the rule can only match a record whose text (any value a field or keyword
+     * can be compared with, lowercased) holds, for every clause, one of its literals. Clause i
+     * is lits[clause_end[i - 1] .. clause_end[i]). No clause: nothing could be derived (a not,
+     * an exists, a regex without a fixed run...), the rule always runs. */
+    uint32_t *lits; /* ids in the set's literal table */
+    uint32_t *clause_end;
+    uint32_t nclauses;
+};
+
+/* One distinct literal of the prefilter (lowercase, at least LIT_MIN bytes). */
+struct lit {
+    const char *s;
+    uint32_t len;
+    uint32_t next;   /* next literal of the same bucket; 0 ends */
+    uint32_t *rules; /* rules keyed on this literal (one of their clauses holds it) */
+    uint32_t nrules, caprules;
 };
 
 struct security_sigma_set {
@@ -102,6 +123,12 @@ struct security_sigma_set {
     pcre2_code **codes; /* to free */
     size_t ncodes, capcodes;
     pcre2_match_context *mctx;
+    struct lit *lits; /* [0] unused, so that id 0 ends a bucket list */
+    uint32_t nlits, caplits;
+    uint32_t *heads; /* 1 << LIT_HASH_BITS bucket heads; NULL until the first literal */
+    size_t maxsel;   /* the most selections of one rule */
+    uint64_t *always; /* bitset over rules: no clause, evaluated whatever the text (cap bits) */
+    bool no_prefilter;
 };
 
 /* Compile state for one rule. */
@@ -320,6 +347,94 @@ static bool parse_ip(const char *s, size_t n, int *family, uint8_t addr[16])
     return false;
 }
 
+/* A run of plain characters that every match of the regular expression re contains (for the
+ * prefilter): the longest one at the top level, outside groups and classes, without the atoms a
+ * quantifier makes optional, escapes resolved. Conservative: NULL when re has a top-level
+ * alternation, option settings ((?i), (?x)...), \Q...\E, POSIX classes or anything unclear.
+ * returns: in the set's arena, NUL-terminated; NULL when there is no such run. */
+static char *re_required(struct cctx *c, const char *re, size_t n, size_t *outlen)
+{
+    char *run = zalloc(c, n + 1), *best = zalloc(c, n + 1);
+    size_t rl = 0, bl = 0;
+    int depth = 0;
+    bool prev_lit = false;
+    if (!run || !best)
+        return NULL;
+    for (size_t i = 0; i <= n; i++) {
+        char ch = i < n ? re[i] : 0, lc = 0;
+        bool lit = false;
+        if (i == n) {
+            /* the end: save the last run */
+        } else if (ch == '\\') {
+            /* \. \( \\ ... are literal; \d \w \s \b \n ... one class or anchor, no argument;
+             * anything else (\x41, \101, \cX, \g1, \k<n>, \p{..}, \Q...) has arguments: stop */
+            if (i + 1 >= n)
+                return NULL;
+            lc = re[++i];
+            if (isalnum((unsigned char)lc) && !strchr("dDwWsSbBhHvVRXAzZGnrtfeK", lc))
+                return NULL;
+            lit = depth == 0 && !isalnum((unsigned char)lc);
+        } else if (ch == '[') {
+            size_t j = i + 1;
+            if (j < n && re[j] == '^')
+                j++;
+            if (j < n && re[j] == ']')
+                j++;
+            for (; j < n && re[j] != ']'; j++) {
+                if (re[j] == '[')
+                    return NULL; /* [[:alpha:]] and the like */
+                if (re[j] == '\\')
+                    j++;
+            }
+            if (j >= n)
+                return NULL;
+            i = j;
+        } else if (ch == '(') {
+            if (i + 2 < n && re[i + 1] == '?' &&
+                (isalpha((unsigned char)re[i + 2]) || re[i + 2] == '-' || re[i + 2] == '^' ||
+                 re[i + 2] == '#'))
+                return NULL;
+            depth++;
+        } else if (ch == ')') {
+            if (depth == 0)
+                return NULL;
+            depth--;
+        } else if (ch == '|') {
+            if (depth == 0)
+                return NULL;
+        } else if (ch == '?' || ch == '*' || ch == '{') {
+            if (prev_lit && rl)
+                rl--; /* the atom before is optional (or counted: dropping it is safe) */
+            if (ch == '{') {
+                size_t j = i + 1;
+                while (j < n && (isdigit((unsigned char)re[j]) || re[j] == ','))
+                    j++;
+                if (j >= n || re[j] != '}')
+                    return NULL;
+                i = j;
+            }
+        } else if (ch != '+' && ch != '.' && ch != '^' && ch != '$' && depth == 0) {
+            lit = true;
+            lc = ch;
+        }
+        if (lit) {
+            run[rl++] = lc;
+        } else {
+            if (rl > bl) {
+                memcpy(best, run, rl);
+                bl = rl;
+            }
+            rl = 0;
+        }
+        prev_lit = lit;
+    }
+    if (depth || bl == 0)
+        return NULL;
+    best[bl] = 0;
+    *outlen = bl;
+    return best;
+}
+
 /* Compiles one written value (scalar node) with modifiers m into values of group g. */
 static int compile_value(struct cctx *c, const struct core_node *n, unsigned m, uint32_t g,
                          struct vlist *out)
@@ -399,6 +514,7 @@ static int compile_value(struct cctx *c, const struct core_node *n, unsigned m, 
         if (!v)
             return CORE_E_NOMEM;
         *v = (struct value){.op = VOP_RE, .group = g, .re = code};
+        v->lit = re_required(c, s, len, &v->litlen);
         return 0;
     }
     /* Strings: windash variants, then base64 / base64offset encodings, then wildcards. */
@@ -918,6 +1034,339 @@ static int compile_logsource(struct cctx *c, const struct core_node *ls)
     return 0;
 }
 
+/* ---- the prefilter ------------------------------------------------------------------------ */
+
+/* Most rules of a large set test for text a given record does not have. Each rule gets, at load,
+ * a set of literals one of which any record it matches must contain (in any field or keyword
+ * text, compared lowercased); all literals of the set go into one index, a record's text is
+ * scanned once against it, and a rule whose literals are all absent is not evaluated. A rule for
+ * which no such set can be derived (a `not` alone, exists, null, cidr, numbers, regexes without a
+ * fixed run, literals shorter than LIT_MIN) is always evaluated. So the prefilter can only drop
+ * evaluations that would have been false: matches are the same with it and without it
+ * (security_sigma_set_prefilter, and the unit test that compares both). */
+
+/* A clause being derived: one of v[] is in every record a node is true for (known), or no such
+ * literals (!known). Literals point into compiled patterns and are not lowercased yet. */
+struct lref {
+    const char *p;
+    size_t len;
+};
+
+struct lset {
+    bool known;
+    size_t n, cap;
+    struct lref *v;
+};
+
+/* What a node requires: every clause (an AND of ORs). No clause: nothing is required. */
+struct cnf {
+    struct lset *c;
+    size_t n, cap;
+};
+
+static void lset_release(struct lset *l)
+{
+    core_free(l->v);
+    *l = (struct lset){0};
+}
+
+static void lset_push(struct lset *l, const char *p, size_t len)
+{
+    if (!l->known)
+        return;
+    if (len < LIT_MIN) {
+        l->known = false;
+        return;
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct lref *nv = core_realloc(l->v, cap * sizeof(*nv));
+        if (!nv) { /* out of memory: no clause, which is always correct */
+            l->known = false;
+            return;
+        }
+        l->v = nv;
+        l->cap = cap;
+    }
+    l->v[l->n++] = (struct lref){p, len};
+}
+
+static size_t lset_minlen(const struct lset *l)
+{
+    size_t m = SIZE_MAX;
+    for (size_t i = 0; i < l->n; i++)
+        m = l->v[i].len < m ? l->v[i].len : m;
+    return m;
+}
+
+/* Whether clause a likely filters better than b: a longer shortest literal, then fewer. */
+static bool lset_better(const struct lset *a, const struct lset *b)
+{
+    size_t ma = lset_minlen(a), mb = lset_minlen(b);
+    return ma > mb || (ma == mb && a->n < b->n);
+}
+
+static void cnf_release(struct cnf *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        lset_release(&f->c[i]);
+    core_free(f->c);
+    *f = (struct cnf){0};
+}
+
+/* Adds clause l to f (consumes it). An unknown clause, or no memory for it, adds nothing: a
+ * weaker requirement is still a correct one. */
+static void cnf_add(struct cnf *f, struct lset *l)
+{
+    if (!l->known || !l->n) {
+        lset_release(l);
+        return;
+    }
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 4;
+        struct lset *nc = core_realloc(f->c, cap * sizeof(*nc));
+        if (!nc) {
+            lset_release(l);
+            return;
+        }
+        f->c = nc;
+        f->cap = cap;
+    }
+    f->c[f->n++] = *l;
+    *l = (struct lset){0};
+}
+
+/* f AND g into f (consumes g). */
+static void cnf_and(struct cnf *f, struct cnf *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        cnf_add(f, &g->c[i]);
+    cnf_release(g);
+}
+
+/* f = f OR g (consumes g). Exact while small: (a AND b) OR (c AND d) is (a OR c) AND (a OR d) AND
+ * (b OR c) AND (b OR d), clause by clause; past OR_CLAUSES_MAX clauses the best clause of each
+ * side, joined, stands for both (weaker, still required). Either side without clauses: none. */
+#define OR_CLAUSES_MAX 16
+static void cnf_or(struct cnf *f, struct cnf *g)
+{
+    struct cnf out = {0};
+    if (f->n && g->n && f->n * g->n <= OR_CLAUSES_MAX) {
+        for (size_t i = 0; i < f->n; i++)
+            for (size_t j = 0; j < g->n; j++) {
+                struct lset l = {.known = true};
+                for (size_t k = 0; k < f->c[i].n; k++)
+                    lset_push(&l, f->c[i].v[k].p, f->c[i].v[k].len);
+                for (size_t k = 0; k < g->c[j].n; k++)
+                    lset_push(&l, g->c[j].v[k].p, g->c[j].v[k].len);
+                cnf_add(&out, &l);
+            }
+    } else if (f->n && g->n) {
+        size_t bf = 0, bg = 0;
+        for (size_t i = 1; i < f->n; i++)
+            bf = lset_better(&f->c[i], &f->c[bf]) ? i : bf;
+        for (size_t j = 1; j < g->n; j++)
+            bg = lset_better(&g->c[j], &g->c[bg]) ? j : bg;
+        struct lset l = {.known = true};
+        for (size_t k = 0; k < f->c[bf].n; k++)
+            lset_push(&l, f->c[bf].v[k].p, f->c[bf].v[k].len);
+        for (size_t k = 0; k < g->c[bg].n; k++)
+            lset_push(&l, g->c[bg].v[k].p, g->c[bg].v[k].len);
+        cnf_add(&out, &l);
+    }
+    cnf_release(f);
+    cnf_release(g);
+    *f = out;
+}
+
+/* The longest run of a glob pattern without wildcards: every string the pattern matches holds
+ * it. */
+static void glob_literal(const struct value *v, const char **p, size_t *len)
+{
+    size_t start = 0;
+    *p = NULL;
+    *len = 0;
+    for (size_t i = 0; i <= v->len; i++) {
+        if (i < v->len && v->pat[i] != WILD_STAR && v->pat[i] != WILD_ONE)
+            continue;
+        if (i - start > *len) {
+            *p = v->pat + start;
+            *len = i - start;
+        }
+        start = i + 1;
+    }
+}
+
+/* The values of it (those of group g, or all of them with g == UINT32_MAX): one must match. */
+static void need_values(const struct item *it, uint32_t g, struct lset *out)
+{
+    *out = (struct lset){.known = it->nv > 0};
+    for (size_t i = 0; out->known && i < it->nv; i++) {
+        const struct value *v = &it->v[i];
+        const char *p = NULL;
+        size_t len = 0;
+        if (g != UINT32_MAX && v->group != g)
+            continue;
+        if (v->op == VOP_GLOB)
+            glob_literal(v, &p, &len);
+        else if (v->op == VOP_RE && v->lit)
+            p = v->lit, len = v->litlen;
+        lset_push(out, p, len); /* no literal: !known */
+    }
+}
+
+static void need_item(const struct item *it, struct cnf *out)
+{
+    *out = (struct cnf){0};
+    /* |all: every group must match, one clause each */
+    uint32_t groups = it->all && it->ngroups > 1 ? it->ngroups : 1;
+    for (uint32_t g = 0; g < groups; g++) {
+        struct lset l;
+        need_values(it, groups > 1 ? g : UINT32_MAX, &l);
+        cnf_add(out, &l);
+    }
+}
+
+static void need_sel(const struct sel *sel, struct cnf *out)
+{
+    *out = (struct cnf){0};
+    for (size_t a = 0; a < sel->n && (a == 0 || out->n); a++) {
+        struct cnf conj = {0}; /* an AND of items */
+        for (size_t k = 0; k < sel->alts[a].n; k++) {
+            struct cnf item;
+            need_item(&sel->alts[a].items[k], &item);
+            cnf_and(&conj, &item);
+        }
+        if (a == 0)
+            *out = conj;
+        else
+            cnf_or(out, &conj);
+    }
+}
+
+static void need_cond(const struct rule *r, const struct cnode *c, struct cnf *out)
+{
+    *out = (struct cnf){0};
+    if (c->kind == C_SEL) {
+        need_sel(&r->sels[c->sel], out);
+    } else if (c->kind == C_OF && c->k == c->n) { /* and: every kid's clauses */
+        for (size_t i = 0; i < c->n; i++) {
+            struct cnf kid;
+            need_cond(r, c->kids[i], &kid);
+            cnf_and(out, &kid);
+        }
+    } else if (c->kind == C_OF) { /* at least one kid is true */
+        for (size_t i = 0; i < c->n && (i == 0 || out->n); i++) {
+            struct cnf kid;
+            need_cond(r, c->kids[i], &kid);
+            if (i == 0)
+                *out = kid;
+            else
+                cnf_or(out, &kid);
+        }
+    } /* C_NOT: nothing is required */
+}
+
+static uint32_t lit_hash(const char *p)
+{
+    uint32_t k = (uint32_t)(unsigned char)p[0] << 16 | (uint32_t)(unsigned char)p[1] << 8 |
+                 (unsigned char)p[2];
+    return (k * 2654435761u) >> (32 - LIT_HASH_BITS);
+}
+
+/* returns: the id of the literal p (lowercased) in the index, added when new; 0 on NOMEM. */
+static uint32_t lit_intern(struct security_sigma_set *s, const char *p, size_t len)
+{
+    char low[256];
+    if (len >= sizeof(low))
+        len = sizeof(low) - 1; /* a prefix of a required literal is required too */
+    for (size_t i = 0; i < len; i++)
+        low[i] = (char)tolower((unsigned char)p[i]);
+    low[len] = 0;
+    if (!s->heads && !(s->heads = core_calloc((size_t)1 << LIT_HASH_BITS, sizeof(*s->heads))))
+        return 0;
+    uint32_t h = lit_hash(low);
+    for (uint32_t id = s->heads[h]; id; id = s->lits[id].next)
+        if (s->lits[id].len == len && memcmp(s->lits[id].s, low, len) == 0)
+            return id;
+    if (s->nlits + 1 >= s->caplits) {
+        uint32_t cap = s->caplits ? s->caplits * 2 : 256;
+        struct lit *nl = core_realloc(s->lits, cap * sizeof(*nl));
+        if (!nl)
+            return 0;
+        s->lits = nl;
+        s->caplits = cap;
+    }
+    if (s->nlits == 0)
+        s->nlits = 1; /* id 0 ends bucket lists */
+    char *copy = core_arena_strdup(&s->arena, low);
+    if (!copy)
+        return 0;
+    uint32_t id = s->nlits++;
+    s->lits[id] = (struct lit){.s = copy, .len = (uint32_t)len, .next = s->heads[h]};
+    s->heads[h] = id;
+    return id;
+}
+
+/* Derives r's clauses and adds their literals to the index. Out of memory leaves r with fewer
+ * clauses (or none: unfiltered), never a wrong one. */
+static void prefilter_build(struct security_sigma_set *s, struct rule *r, size_t idx)
+{
+    struct cnf f;
+    need_cond(r, r->cond, &f);
+    size_t total = 0;
+    for (size_t i = 0; i < f.n; i++)
+        total += f.c[i].n;
+    uint32_t *ids = total ? core_arena_alloc(&s->arena, total * sizeof(*ids)) : NULL;
+    uint32_t *ends = total ? core_arena_alloc(&s->arena, f.n * sizeof(*ends)) : NULL;
+    uint32_t n = 0, ncl = 0;
+    for (size_t c = 0; ids && ends && c < f.n; c++) {
+        uint32_t start = n;
+        bool ok = true;
+        for (size_t i = 0; ok && i < f.c[c].n; i++) {
+            uint32_t id = lit_intern(s, f.c[c].v[i].p, f.c[c].v[i].len);
+            bool dup = false;
+            for (uint32_t j = start; j < n && !dup; j++)
+                dup = ids[j] == id;
+            ok = id != 0;
+            if (ok && !dup)
+                ids[n++] = id;
+        }
+        if (!ok) { /* drop the clause */
+            n = start;
+            continue;
+        }
+        ends[ncl++] = n;
+    }
+    r->lits = ncl ? ids : NULL;
+    r->clause_end = ncl ? ends : NULL;
+    r->nclauses = ncl;
+    cnf_release(&f);
+    /* The rule is a candidate for a record when a literal of its key clause (the fewest
+     * literals) is there; the others are checked after. */
+    uint32_t key = 0;
+    for (uint32_t c = 1; c < ncl; c++)
+        if (ends[c] - ends[c - 1] < ends[key] - (key ? ends[key - 1] : 0))
+            key = c;
+    bool ok = ncl > 0;
+    for (uint32_t i = key ? ends[key - 1] : 0; ok && i < (ncl ? ends[key] : 0); i++) {
+        struct lit *l = &s->lits[ids[i]];
+        if (l->nrules == l->caprules) {
+            uint32_t cap = l->caprules ? l->caprules * 2 : 4;
+            uint32_t *nr = core_realloc(l->rules, cap * sizeof(*nr));
+            if (!nr) {
+                ok = false;
+                break;
+            }
+            l->rules = nr;
+            l->caprules = cap;
+        }
+        l->rules[l->nrules++] = (uint32_t)idx;
+    }
+    if (!ok) /* no clause, or no memory for the keys: always a candidate */
+        s->always[idx / 64] |= (uint64_t)1 << (idx % 64);
+}
+
 /* ---- loading ---------------------------------------------------------------------------- */
 
 struct security_sigma_set *security_sigma_set_new(void)
@@ -947,6 +1396,11 @@ void security_sigma_set_free(struct security_sigma_set *s)
     pcre2_match_context_free(s->mctx);
     core_free(s->rules);
     core_free(s->rej);
+    for (uint32_t i = 1; i < s->nlits; i++)
+        core_free(s->lits[i].rules);
+    core_free(s->lits);
+    core_free(s->heads);
+    core_free(s->always);
     core_arena_release(&s->arena);
     core_free(s);
 }
@@ -1053,11 +1507,16 @@ int security_sigma_add(struct security_sigma_set *s, const char *name, const cha
     name = name ? name : "<rule>";
     int rc = 0;
     if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
+        size_t cap = s->cap ? s->cap * 2 : 64;
         struct rule *nr = core_realloc(s->rules, cap * sizeof(*nr));
         if (!nr)
             return core_err_set(err, CORE_E_NOMEM, "out of memory");
         s->rules = nr;
+        uint64_t *al = core_realloc(s->always, cap / 64 * sizeof(*al));
+        if (!al)
+            return core_err_set(err, CORE_E_NOMEM, "out of memory");
+        memset(al + s->cap / 64, 0, (cap - s->cap) / 64 * sizeof(*al));
+        s->always = al;
         s->cap = cap;
     }
     if (len > RULE_MAX) {
@@ -1081,6 +1540,8 @@ int security_sigma_add(struct security_sigma_set *s, const char *name, const cha
         return rrc ? rrc : rc;
     }
     core_doc_release(&doc);
+    prefilter_build(s, &r, s->n);
+    s->maxsel = r.nsels > s->maxsel ? r.nsels : s->maxsel;
     s->rules[s->n++] = r;
     return 0;
 }
@@ -1185,6 +1646,7 @@ struct view {
     size_t msglen;
     const char *cmdline; /* EXECVE: a0..aN joined with spaces */
     size_t cmdlen;
+    const struct vfield *types; /* a joined auditd event's "audit.types" (T1,T2,...), or NULL */
     struct vfield f[VIEW_FIELDS_MAX]; /* last: view_build clears what comes before */
 };
 
@@ -1359,13 +1821,22 @@ static void view_build(struct view *v, const struct tel_record *rec, struct core
         }
         view_add(v, kv->key, kv->klen, val, vl);
     }
-    for (size_t i = 0; i < v->n; i++)
+    /* an event joined by the auditd source lists its records' types in audit.types
+     * (telemetry_auditd.h): it is of each of them */
+    bool joined = false;
+    for (size_t i = 0; i < v->n; i++) {
         if (keyeq(v->f[i].k, v->f[i].kl, "type"))
-            v->is_exec = v->kind == VK_AUDITD && keyeq_ci(v->f[i].v, v->f[i].vl, "EXECVE");
+            v->is_exec |= v->kind == VK_AUDITD && keyeq_ci(v->f[i].v, v->f[i].vl, "EXECVE");
+        if (keyeq(v->f[i].k, v->f[i].kl, "audit.types")) {
+            joined = true;
+            v->types = &v->f[i];
+            v->is_exec |= v->kind == VK_AUDITD && memmem(v->f[i].v, v->f[i].vl, "EXECVE", 6);
+        }
+    }
     (void)typel;
     if (v->kind != VK_AUDITD)
         return;
-    for (size_t i = 0; i < v->n; i++)
+    for (size_t i = 0; i < v->n && !joined; i++) /* a joined event is decoded already */
         audit_decode(v, a, &v->f[i]);
     if (!v->is_exec)
         return;
@@ -1522,7 +1993,8 @@ static bool value_match(struct ectx *e, const struct value *val, const char *s, 
     case VOP_GLOB:
         return glob_match(val->pat, val->len, s, n, val->cased);
     case VOP_RE:
-        if (!e->md)
+        /* created on the first regex a record gets to: most never do */
+        if (!e->md && !(e->md = pcre2_match_data_create(1, NULL)))
             return false;
         return pcre2_match(val->re, (PCRE2_SPTR)s, n, 0, 0, e->md, e->s->mctx) >= 0;
     case VOP_CIDR: {
@@ -1576,11 +2048,33 @@ static bool keyword_match(struct ectx *e, const struct value *val)
     return false;
 }
 
+static bool item_match_value(struct ectx *e, const struct item *it, bool found, const char *s,
+                             size_t n);
+
 static bool item_match(struct ectx *e, const struct item *it)
 {
     const char *s = NULL;
     size_t n = 0;
     bool found = it->field ? view_get(e->v, it->field, &s, &n) : true;
+    if (found && e->v->types && !strcasecmp(it->field ? it->field : "", "type") &&
+        !(it->nv && it->v[0].op == VOP_EXISTS)) {
+        /* a joined auditd event is of every type of its records */
+        const char *p = e->v->types->v, *end = p + e->v->types->vl;
+        while (p < end) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            const char *te = comma ? comma : end;
+            if (item_match_value(e, it, true, p, (size_t)(te - p)))
+                return true;
+            p = te + 1;
+        }
+        return false;
+    }
+    return item_match_value(e, it, found, s, n);
+}
+
+static bool item_match_value(struct ectx *e, const struct item *it, bool found, const char *s,
+                             size_t n)
+{
     if (it->nv && it->v[0].op == VOP_EXISTS)
         return found == it->v[0].exists;
     /* groups: OR of variants inside; OR across groups, or AND with |all */
@@ -1652,7 +2146,7 @@ static bool cond_eval(struct ectx *e, const struct rule *r, const struct cnode *
     return false;
 }
 
-static bool logsource_ok(const struct lsrc *l, const struct view *v)
+static bool logsource_ok(const struct lsrc *l, const struct view *v, bool has_cmdline)
 {
     if (l->kind >= 0 && (int)v->kind != l->kind)
         return false;
@@ -1663,8 +2157,73 @@ static bool logsource_ok(const struct lsrc *l, const struct view *v)
         if (!hit)
             return false;
     }
-    if (l->proc_creation && !v->is_exec && !view_attr(v, "process.command_line"))
+    if (l->proc_creation && !has_cmdline)
         return false;
+    return true;
+}
+
+/* The record's text for the prefilter: every value view_get and keyword_match can compare with,
+ * lowercased, each followed by a NUL (no literal holds one, so none spans two values). With
+ * out == NULL only measures. returns: the length. */
+static size_t view_text(const struct view *v, char *out)
+{
+    const struct tel_record *r = v->rec;
+    const char *res[] = {r->res.service, r->res.host, r->res.team, r->res.env, r->res.instance,
+                         v->app};
+    size_t o = 0;
+    for (size_t i = 0; i < 2 + v->n + sizeof(res) / sizeof(res[0]); i++) {
+        const char *p;
+        size_t n;
+        if (i == 0) {
+            p = v->msg, n = v->msglen;
+        } else if (i == 1) {
+            p = v->cmdline, n = v->cmdline ? v->cmdlen : 0;
+        } else if (i < 2 + v->n) {
+            p = v->f[i - 2].v, n = v->f[i - 2].vl;
+        } else {
+            p = res[i - 2 - v->n];
+            n = p ? strlen(p) : 0;
+        }
+        if (out) {
+            for (size_t k = 0; k < n; k++)
+                out[o + k] = (char)tolower((unsigned char)p[k]);
+            out[o + n] = 0;
+        }
+        o += n + 1;
+    }
+    return o;
+}
+
+/* Marks in present[] every indexed literal that occurs in text (one pass over it), and in the
+ * bitset cand the rules keyed on them. */
+static void prefilter_scan(const struct security_sigma_set *s, const char *text, size_t n,
+                           uint8_t *present, uint64_t *cand)
+{
+    for (size_t i = 0; i + LIT_MIN <= n; i++)
+        for (uint32_t id = s->heads[lit_hash(text + i)]; id; id = s->lits[id].next) {
+            const struct lit *l = &s->lits[id];
+            if (present[id] || l->len > n - i || memcmp(text + i, l->s, l->len) != 0)
+                continue;
+            present[id] = 1;
+            for (uint32_t k = 0; k < l->nrules; k++)
+                cand[l->rules[k] / 64] |= (uint64_t)1 << (l->rules[k] % 64);
+        }
+}
+
+static bool prefilter_pass(const struct rule *r, const uint8_t *present)
+{
+    uint32_t i = 0;
+    for (uint32_t c = 0; c < r->nclauses; c++) {
+        bool any = false;
+        for (; i < r->clause_end[c]; i++)
+            if (present[r->lits[i]]) {
+                any = true;
+                break;
+            }
+        if (!any)
+            return false;
+        i = r->clause_end[c];
+    }
     return true;
 }
 
@@ -1678,27 +2237,52 @@ size_t security_sigma_match(const struct security_sigma_set *s, const struct tel
         return 0;
     view_build(v, rec, scratch);
     struct ectx e = {.s = s, .v = v};
-    e.md = s->ncodes ? pcre2_match_data_create(1, NULL) : NULL;
-    size_t hits = 0, maxsel = 0;
-    for (size_t i = 0; i < s->n; i++)
-        maxsel = s->rules[i].nsels > maxsel ? s->rules[i].nsels : maxsel;
-    e.selstate = core_malloc(maxsel ? maxsel : 1);
-    if (!e.selstate)
+    size_t hits = 0;
+    bool filter = !s->no_prefilter && s->nlits > 0;
+    size_t words = (s->n + 63) / 64;
+    size_t tlen = filter ? view_text(v, NULL) : 0;
+    /* one block: candidate rules (a bitset), selection states, literal marks, the text */
+    uint64_t *cand = core_malloc(words * sizeof(*cand) + s->maxsel + 1 +
+                                 (filter ? s->nlits + tlen : 0));
+    uint8_t *present = NULL;
+    if (!cand)
         goto out;
-    for (size_t i = 0; i < s->n; i++) {
-        const struct rule *r = &s->rules[i];
-        if (!logsource_ok(&r->ls, v))
-            continue;
-        memset(e.selstate, -1, r->nsels ? r->nsels : 1);
-        if (cond_eval(&e, r, r->cond)) {
-            if (hits < max)
-                out[hits] = i;
-            hits++;
-        }
+    e.selstate = (int8_t *)(cand + words);
+    present = (uint8_t *)(cand + words) + s->maxsel + 1;
+    if (filter) {
+        memcpy(cand, s->always, words * sizeof(*cand));
+        memset(present, 0, s->nlits);
+        view_text(v, (char *)present + s->nlits);
+        prefilter_scan(s, (const char *)present + s->nlits, tlen, present, cand);
+    } else {
+        memset(cand, 0xff, words * sizeof(*cand));
     }
+    bool has_cmdline = v->is_exec || view_attr(v, "process.command_line");
+    /* candidates in load order: the set bits, lowest first */
+    for (size_t w = 0; w < words; w++)
+        for (uint64_t bits = cand[w]; bits; bits &= bits - 1) {
+            size_t i = w * 64 + (size_t)__builtin_ctzll(bits);
+            if (i >= s->n)
+                break;
+            const struct rule *r = &s->rules[i];
+            if ((filter && !prefilter_pass(r, present)) || !logsource_ok(&r->ls, v, has_cmdline))
+                continue;
+            memset(e.selstate, -1, r->nsels ? r->nsels : 1);
+            if (cond_eval(&e, r, r->cond)) {
+                if (hits < max)
+                    out[hits] = i;
+                hits++;
+            }
+        }
 out:
-    core_free(e.selstate);
+    core_free(cand);
     pcre2_match_data_free(e.md);
     core_free(v);
     return hits;
+}
+
+void security_sigma_set_prefilter(struct security_sigma_set *s, bool on)
+{
+    if (s)
+        s->no_prefilter = !on;
 }

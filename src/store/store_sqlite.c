@@ -406,6 +406,15 @@ static const char *const migrations[] = {
     "  message TEXT NOT NULL,"
     "  created_at TEXT NOT NULL,"
     "  UNIQUE (kind, key, period));"
+    /* commitment fields per charge (docs/billing-formats.md) */
+    "ALTER TABLE cost_lines ADD COLUMN commitment_id TEXT;"
+    "ALTER TABLE cost_lines ADD COLUMN commitment_type TEXT;"
+    "ALTER TABLE cost_lines ADD COLUMN commitment_status TEXT;"
+    "ALTER TABLE cost_lines ADD COLUMN pricing_category TEXT;"
+    "ALTER TABLE cost_lines ADD COLUMN usage_type TEXT;"
+    "ALTER TABLE cost_lines ADD COLUMN usage_qty_n INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE cost_lines ADD COLUMN unused_commitment_n INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX cost_lines_start ON cost_lines(charge_start);"
     /* -- security alerts (src/security/alerts.c) -- */
     "CREATE TABLE security_alerts ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -437,6 +446,7 @@ static const char *const migrations[] = {
     "  scope TEXT NOT NULL,"
     "  kind TEXT NOT NULL,"
     "  sha256 TEXT,"
+    "  target TEXT,"
     "  mode INTEGER NOT NULL,"
     "  uid INTEGER NOT NULL,"
     "  gid INTEGER NOT NULL,"

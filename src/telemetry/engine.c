@@ -105,6 +105,7 @@ struct ebatch {
 struct when {
     char *service, *env, *team; /* NULL: any */
     int min_severity;          /* 0: any */
+    char *attr_key;            /* "\"NAME\":" of `attribute: NAME`; NULL: any */
 };
 
 struct sink {
@@ -454,12 +455,15 @@ static bool when_match(const struct when *w, const struct tel_event *ev)
         return false;
     if (w->team && strcmp(w->team, ev->team) != 0)
         return false;
+    /* Inside a JSON string every '"' is escaped, so `"NAME":` only occurs as a key. */
+    if (w->attr_key && !memmem(ev->line, ev->len, w->attr_key, strlen(w->attr_key)))
+        return false;
     return !w->min_severity || ev->severity >= w->min_severity;
 }
 
 static bool when_any(const struct when *w)
 {
-    return !w->service && !w->env && !w->team && !w->min_severity;
+    return !w->service && !w->env && !w->team && !w->min_severity && !w->attr_key;
 }
 
 /* The events of b this sink wants: all of them, or a filtered copy (ev_out owned by caller). */
@@ -934,11 +938,13 @@ static int name_of(struct tel_engine *e, const struct core_node *cfg, const char
     return *out ? 0 : core_err_set(err, CORE_E_NOMEM, "out of memory");
 }
 
-/* Copies the `when` of a sink: service, env, team, severity (at least). */
+/* Copies the `when` of a sink: service, env, team, severity (at least), attribute (records
+ * that carry an attribute of that name, e.g. security.rule_ids). */
 static int parse_when(struct tel_engine *e, const struct core_node *n, struct when *w,
                       struct core_err *err)
 {
-    static const char *const keys[] = {"service", "env", "team", "severity", NULL};
+    static const char *const keys[] = {"service", "env", "team", "severity", "attribute",
+                                       NULL};
     if (!n)
         return 0;
     int rc = tel_cfg_keys(e, n, "when", keys, err);
@@ -949,6 +955,13 @@ static int parse_when(struct tel_engine *e, const struct core_node *n, struct wh
         w->env = core_strdup(v);
     if (!rc && !(rc = tel_cfg_str(e, n, "team", NULL, &v, err)) && v)
         w->team = core_strdup(v);
+    if (!rc && !(rc = tel_cfg_str(e, n, "attribute", NULL, &v, err)) && v) {
+        struct core_buf k;
+        core_buf_init(&k, 0);
+        if (core_buf_add_json_str(&k, v) || core_buf_addc(&k, ':'))
+            rc = core_err_set(err, CORE_E_NOMEM, "out of memory");
+        w->attr_key = core_buf_detach(&k, NULL);
+    }
     if (!rc && !(rc = tel_cfg_str(e, n, "severity", NULL, &v, err)) && v) {
         w->min_severity = tel_severity_parse(v, strlen(v));
         if (!w->min_severity)
@@ -1134,6 +1147,7 @@ static void sink_release(struct sink *s)
     core_free(s->when.service);
     core_free(s->when.env);
     core_free(s->when.team);
+    core_free(s->when.attr_key);
     pthread_cond_destroy(&s->cv);
     memset(s, 0, sizeof(*s));
 }

@@ -18,6 +18,7 @@ const struct tel_transform_ops *const tel_transforms[] = {
     &tel_transform_redact,
     &tel_transform_sample,
     &tel_transform_sigma,
+    &tel_transform_detect,
     NULL,
 };
 
@@ -28,6 +29,7 @@ const struct tel_sink_ops *const tel_sinks[] = {
     &tel_sink_loki,
     &tel_sink_http,
     &tel_sink_elasticsearch,
+    &tel_sink_security,
     NULL,
 };
 

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "telemetry/telemetry_auditd.h"
 #include "telemetry/telemetry_int.h"
 
 #define POLL_MS 200
@@ -38,6 +39,7 @@
 #define PAIRS_MAX 4096
 #define RETIRED_MAX 64
 #define FILES_MAX 1024
+#define AUDITD_WAIT_MS 500 /* an auditd event without its EOE is complete after this */
 
 struct pair {
     uint64_t seq;
@@ -60,6 +62,8 @@ struct tfile {
     uint64_t ck_ino; /* newest durable position (0: none) */
     int64_t ck_off;
     bool seen;       /* matched by the latest scan */
+    struct tel_auditd *aj; /* format auditd: the records of open events */
+    struct core_buf jout;  /* ... and what the joiner completed, to push */
 };
 
 struct retired {
@@ -79,6 +83,7 @@ struct fsrc {
     char *pattern;     /* file: the path or glob; replicas: DATA/deploy/logs */
     char *data_dir;
     bool from_end;     /* read_from: end */
+    bool auditd;       /* format: auditd (records joined into events, telemetry_auditd.h) */
     bool is_glob;
     struct tel_origin base; /* static labels (strings kept) */
     struct tfile *files;
@@ -243,18 +248,55 @@ static int push(struct fsrc *s, const struct tel_origin *o, const char *data, si
     }
 }
 
+/* Pushes complete lines of f: as they are, or through the auditd joiner, which may hold
+ * records back (*seq stays 0 when nothing was pushed). */
+static int push_lines(struct fsrc *s, struct tfile *f, const char *data, size_t len,
+                      uint64_t *seq)
+{
+    *seq = 0;
+    if (!f->aj)
+        return push(s, &f->origin, data, len, seq);
+    int64_t now = core_now_ms();
+    const char *p = data, *end = data + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        if (tel_auditd_feed(f->aj, p, (size_t)(le - p), now, &f->jout) == CORE_E_NOMEM)
+            log_warn("telemetry", "auditd join out of memory", LOG_STR("source", s->name));
+        p = nl ? nl + 1 : end;
+    }
+    if (!f->jout.len)
+        return 0;
+    int rc = push(s, &f->origin, f->jout.data, f->jout.len, seq);
+    core_buf_clear(&f->jout);
+    return rc;
+}
+
+/* Completes the auditd events of f that waited age_ms (0: all) and pushes them. */
+static void flush_events(struct fsrc *s, struct tfile *f, int64_t age_ms)
+{
+    if (!f->aj)
+        return;
+    tel_auditd_flush(f->aj, core_now_ms(), age_ms, &f->jout);
+    uint64_t seq = 0;
+    if (f->jout.len && push(s, &f->origin, f->jout.data, f->jout.len, &seq) == 0)
+        remember(f, seq);
+    core_buf_clear(&f->jout);
+}
+
 /* Pushes the unfinished last line as a line of its own. */
 static int flush_part(struct fsrc *s, struct tfile *f)
 {
     if (!f->part.len)
         return 0;
     uint64_t seq = 0;
-    int rc = push(s, &f->origin, f->part.data, f->part.len, &seq);
+    int rc = push_lines(s, f, f->part.data, f->part.len, &seq);
     if (rc)
         return rc;
     f->off = f->rpos;
     core_buf_clear(&f->part);
-    remember(f, seq);
+    if (seq)
+        remember(f, seq);
     return 0;
 }
 
@@ -290,9 +332,9 @@ static int drain(struct fsrc *s, struct tfile *f)
         if (f->part.len) {
             if (core_buf_add(&f->part, s->buf, head))
                 return CORE_E_NOMEM;
-            rc = push(s, &f->origin, f->part.data, f->part.len, &seq);
+            rc = push_lines(s, f, f->part.data, f->part.len, &seq);
         } else {
-            rc = push(s, &f->origin, s->buf, head, &seq);
+            rc = push_lines(s, f, s->buf, head, &seq);
         }
         if (rc) {
             f->rpos = f->off; /* not taken: read again (if ever) from the last pushed line */
@@ -301,7 +343,8 @@ static int drain(struct fsrc *s, struct tfile *f)
         }
         core_buf_clear(&f->part);
         f->off = f->rpos - (int64_t)((size_t)n - head);
-        remember(f, seq);
+        if (seq)
+            remember(f, seq);
         if ((size_t)n > head) {
             core_buf_add(&f->part, s->buf + head, (size_t)n - head);
             f->part_since_ms = core_now_ms();
@@ -442,11 +485,17 @@ static void found(struct fsrc *s, const char *path, const char *base, bool initi
         return;
     f->fd = -1;
     core_buf_init(&f->part, 0);
+    core_buf_init(&f->jout, 0);
+    if (s->auditd && !(f->aj = tel_auditd_new())) {
+        core_free(f);
+        return;
+    }
     f->origin = s->base;
     f->path = (char *)keep(s, path);
     f->origin.file = f->path;
     if (!f->path || (s->replicas && !replica_origin(s, base, &f->origin)) ||
         open_at(s, f, initial)) {
+        tel_auditd_free(f->aj);
         core_buf_release(&f->part);
         core_free(f);
         return;
@@ -540,6 +589,7 @@ static bool poll_file(struct fsrc *s, struct tfile *f, int64_t now)
     }
     if (f->part.len && now - f->part_since_ms >= PARTIAL_FLUSH_MS)
         flush_part(s, f);
+    flush_events(s, f, AUDITD_WAIT_MS);
     return true;
 }
 
@@ -551,6 +601,8 @@ static void forget(struct fsrc *s, struct tfile *f)
     *pp = f->next;
     s->nfiles--;
     close_file(s, f);
+    tel_auditd_free(f->aj);
+    core_buf_release(&f->jout);
     core_buf_release(&f->part);
     core_free(f->pairs);
     core_free(f);
@@ -586,6 +638,8 @@ static void *tail_main(void *arg)
         }
         pthread_mutex_unlock(&s->mu);
     }
+    for (struct tfile *f = s->files; f; f = f->next) /* stopping: open events are complete */
+        flush_events(s, f, 0);
     return NULL;
 }
 
@@ -640,9 +694,9 @@ static int name_ok(struct tel_engine *e, const struct core_node *cfg, const char
 static int file_create(struct tel_engine *e, const struct core_node *cfg, void **state,
                        struct core_err *err)
 {
-    static const char *const keys[] = {"type", "name",    "path", "parser", "read_from",
-                                       "service", "env", "team", NULL};
-    const char *name, *path, *parser, *from, *service, *env, *team;
+    static const char *const keys[] = {"type",    "name", "path", "parser", "read_from",
+                                       "service", "env",  "team", "format", NULL};
+    const char *name, *path, *parser, *from, *service, *env, *team, *format;
     int rc = tel_cfg_keys(e, cfg, "the file source", keys, err);
     if (!rc)
         rc = tel_cfg_str(e, cfg, "name", "file", &name, err);
@@ -659,6 +713,8 @@ static int file_create(struct tel_engine *e, const struct core_node *cfg, void *
     if (!rc)
         rc = tel_cfg_str(e, cfg, "team", NULL, &team, err);
     if (!rc)
+        rc = tel_cfg_str(e, cfg, "format", "lines", &format, err);
+    if (!rc)
         rc = name_ok(e, cfg, name, err);
     if (rc)
         return rc;
@@ -671,9 +727,13 @@ static int file_create(struct tel_engine *e, const struct core_node *cfg, void *
     if (strcmp(from, "beginning") != 0 && strcmp(from, "end") != 0)
         return tel_cfg_error(e, core_node_get(cfg, "read_from"), err,
                              "read_from must be beginning or end, not '%s'", from);
+    if (strcmp(format, "lines") != 0 && strcmp(format, "auditd") != 0)
+        return tel_cfg_error(e, core_node_get(cfg, "format"), err,
+                             "format must be lines or auditd, not '%s'", format);
     struct fsrc *s = fsrc_new(e);
     if (!s)
         return core_err_set(err, CORE_E_NOMEM, "out of memory");
+    s->auditd = strcmp(format, "auditd") == 0;
     /* config strings may belong to a document freed after create: copy them */
     s->name = core_strdup(name);
     s->pattern = core_strdup(path);

@@ -42,10 +42,23 @@ extern const struct tel_sink_ops tel_sink_store;         /* sink_store.c */
 extern const struct tel_sink_ops tel_sink_loki;          /* sink_http.c */
 extern const struct tel_sink_ops tel_sink_http;
 extern const struct tel_sink_ops tel_sink_elasticsearch;
+extern const struct tel_sink_ops tel_sink_security;      /* sink_security.c */
 extern const struct tel_transform_ops tel_transform_enrich;
 extern const struct tel_transform_ops tel_transform_redact;
 extern const struct tel_transform_ops tel_transform_sample;
 extern const struct tel_transform_ops tel_transform_sigma; /* transform_sigma.c */
+extern const struct tel_transform_ops tel_transform_detect; /* transform_detect.c */
+
+/* The findings in one standard JSON record tagged by the sigma transform (security_findings.c):
+ * fn is called once per matching rule (at most 32) with a finding whose strings live for the
+ * call: rule id, title and level from security.rule_ids / rule_titles / rule_levels (level
+ * "medium" when absent or unknown), summary "TITLE: BODY" cut on UTF-8 boundaries, the record
+ * as the event, service and team as given (may be NULL). A record without rule ids (or that is
+ * not JSON) has none. returns: 0, CORE_E_NOMEM, or the first non-zero value of fn. */
+struct security_finding;
+typedef int (*tel_finding_fn)(void *arg, const struct security_finding *f);
+int tel_security_findings(const char *line, size_t len, const char *service, const char *team,
+                          tel_finding_fn fn, void *arg);
 
 /* Looks a component up by type. NULL when unknown. */
 const struct tel_source_ops *tel_source_find(const char *type);

@@ -26,7 +26,7 @@ teardown() {
 # A loopback URL where nothing listens (port 1 needs root to bind; nobody does).
 DOWN_URL="http://127.0.0.1:1"
 
-COMMANDS="up server init templates login whoami catalog team user env token audit build runs secret artifacts render deploy status rollback scale deployments logs agent policy ca cost completion version"
+COMMANDS="up server init templates login whoami catalog team user env token audit build runs secret artifacts render deploy status rollback scale deployments logs agent policy security ca cost org completion version"
 VERBS="catalog:apply catalog:validate catalog:list catalog:show catalog:delete catalog:schema
 templates:list templates:show runs:list runs:show runs:log runs:cancel runs:retry
 secret:set secret:list secret:delete artifacts:list artifacts:show artifacts:verify artifacts:gc
@@ -34,8 +34,10 @@ team:list team:show team:create team:delete team:add-member team:remove-member
 user:list user:create env:list env:create token:create token:list token:revoke
 audit:list completion:bash policy:apply policy:list policy:show policy:delete policy:check
 policy:exceptions policy:report policy:scan policy:decisions
+security:rules security:alerts security:fim
 ca:init ca:list ca:show ca:issue ca:revoke ca:crl ca:export-root-key
-cost:import cost:report"
+cost:import cost:report cost:scan
+org:import org:tree org:policies org:can org:tags"
 
 @test "--help exits 0 with usage for every command, without contacting a server" {
     local c failed=0

@@ -624,6 +624,262 @@ static void transform_tags_records(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- the prefilter: same matches with and without it --------------------------------------- */
+
+static uint64_t rng_state;
+
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state % n);
+}
+
+#define PICK(a) (a)[rnd(sizeof(a) / sizeof((a)[0]))]
+
+/* Words of the sample logs and of the synthetic lines below (so generated rules match), words
+ * nowhere (so they do not), short ones and mixed case (the prefilter skips and lowercases). */
+static const char *const WORDS[] = {
+    "authentication failure", "session opened", "sshd", "root", "218.188", "check pass",
+    "cyrus", "ftpd", "connection from", "/usr/sbin/sshd", "/usr/sbin/", "andrew_kroh", "useradd",
+    "EXECVE", "res=success", "pam_unix", "logname", "unknown", "nomatch-a7", "zz-nowhere",
+    "ab", "x", "SSHD", "Authentication", "crond", "add-group", "PAM:setcred", "/bin/bash",
+    "chattr", "-i", "/var/log", "tar", "color", "barbaz", "x y", "USER_AUTH", "97",
+    "rhost=", "uid=0", "combo", "kernel", "Jun 14",
+};
+static const char *const REGEXES[] = {
+    "fail(ure|ed)", "^Jun 1[45]", "sshd.*root", "(?i)ROOT", "user=[a-z]+", "a{2,}",
+    "\\d+\\.\\d+", "pam_unix\\(", "[[:alpha:]]+ure", "colou?r", "ab+c", "x{2}y", "(foo|bar)baz",
+    "foo|bar", "sshd\\[", "a.b", "chattr$", "\\Qx.y\\E", "^/usr/s?bin/", "session (opened|closed)",
+    "[a-z]+ failure", "c.ron", "check\\ pass", "uid=0\\b", "\\x41bc", "\\101bc", "\\x{41}bc",
+    "ro+t", "\\.?com", "session\\b.*(root|cyrus)", "(?:check) pass",
+};
+static const char *const FIELDS[] = {
+    "message", "Image", "CommandLine", "User", "acct", "exe", "type", "addr", "rhost", "service",
+    "app", "host.name", "a0", "a1", "op", "terminal", "user", "process.command_line", "Hostname",
+};
+static const char *const MODS[] = {
+    "", "|contains", "|startswith", "|endswith", "|contains|all", "|re", "|cased",
+    "|contains|cased", "|contains|windash", "|base64offset|contains", "|cidr", "|exists",
+    "|re|i", "|startswith|cased", "|endswith|all", "|contains", "|contains", "|re", "",
+};
+static const char *const CONDS[] = {
+    "sel1", "sel1 and sel2", "sel1 or not sel2", "1 of sel*", "all of sel*", "not sel1",
+    "sel1 and not sel2", "(sel1 or sel2) and sel3", "sel3 or (sel1 and sel2)", "2 of sel*",
+    "1 of them", "all of them and not sel1", "not (sel1 or sel2)", "sel2", "sel1 and sel3",
+    "sel2 and not sel3", "1 of sel*", "sel1 or sel2", "sel1", "sel3",
+};
+static const char *const LOGSOURCES[] = {
+    "{product: linux}", "{product: linux, service: auditd}", "{product: linux, service: sshd}",
+    "{product: linux, service: syslog}", "{product: linux, service: auth}",
+    "{product: linux, category: process_creation}", "{product: linux, service: cron}",
+};
+
+/* A value for modifiers mod, as a YAML single-quoted scalar (or a list of them). */
+static void gen_value(char *out, size_t cap, const char *mod)
+{
+    char one[4][128];
+    size_t n = 1 + (rnd(3) == 0 ? rnd(3) : 0);
+    for (size_t i = 0; i < n; i++) {
+        const char *w = PICK(WORDS);
+        if (strstr(mod, "|re"))
+            snprintf(one[i], sizeof(one[i]), "'%s'", PICK(REGEXES));
+        else if (strstr(mod, "|cidr"))
+            snprintf(one[i], sizeof(one[i]), "'%s'",
+                     rnd(2) ? "218.188.0.0/16" : rnd(2) ? "96.241.146.0/24" : "10.0.0.0/8");
+        else if (strstr(mod, "|exists"))
+            snprintf(one[i], sizeof(one[i]), "%s", rnd(4) ? "true" : "false");
+        else if (rnd(6) == 0) /* wildcards inside */
+            snprintf(one[i], sizeof(one[i]), "'*%s?%s*'", w, PICK(WORDS));
+        else if (rnd(40) == 0)
+            snprintf(one[i], sizeof(one[i]), "''");
+        else
+            snprintf(one[i], sizeof(one[i]), "'%s'", w);
+    }
+    if (n == 1 || strstr(mod, "|exists")) {
+        snprintf(out, cap, "%s", one[0]);
+        return;
+    }
+    size_t o = (size_t)snprintf(out, cap, "[");
+    for (size_t i = 0; i < n && o < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? ", " : "", one[i]);
+    snprintf(out + o, cap > o ? cap - o : 0, "]");
+}
+
+static void gen_rule(char *out, size_t cap, int no)
+{
+    size_t o = (size_t)snprintf(out, cap, "title: gen %d\nid: gen-%d\nlogsource: %s\ndetection:\n",
+                                no, no, PICK(LOGSOURCES));
+    for (int sel = 1; sel <= 3; sel++) {
+        o += (size_t)snprintf(out + o, cap - o, "  sel%d:\n", sel);
+        if (rnd(5) == 0) { /* keywords */
+            char v[600];
+            gen_value(v, sizeof(v), rnd(4) ? "" : "|re");
+            o += (size_t)snprintf(out + o, cap - o, "    - %s\n    - '%s'\n",
+                                  v[0] == '[' ? "'sshd'" : v, PICK(WORDS));
+            continue;
+        }
+        size_t items = 1 + rnd(3);
+        bool alts = rnd(6) == 0; /* a list of maps */
+        for (size_t i = 0; i < items; i++) {
+            const char *mod = PICK(MODS);
+            char v[600];
+            gen_value(v, sizeof(v), mod);
+            o += (size_t)snprintf(out + o, cap - o, "    %s%s%s: %s\n", alts ? "- " : "",
+                                  PICK(FIELDS), mod, v);
+        }
+    }
+    snprintf(out + o, cap - o, "  condition: %s\n", PICK(CONDS));
+}
+
+/* N rules from a seeded generator, loaded twice, prefilter on in one set and off in the other:
+ * the matching rules of every record (two real logs and synthetic lines) must be the same, in
+ * the same order. Also against each rule in a set of its own for the first rules. */
+static void prefilter_keeps_matches(void **state)
+{
+    const int ngen = 600, nre = (int)(sizeof(REGEXES) / sizeof(REGEXES[0]));
+    const int nrules = ngen + 2 * nre;
+    struct security_sigma_set *on = security_sigma_set_new(), *off = security_sigma_set_new();
+    assert_non_null(on);
+    assert_non_null(off);
+    security_sigma_set_prefilter(off, false);
+    rng_state = 0x9e3779b97f4a7c15ull;
+    static char text[8192];
+    char **texts = calloc((size_t)nrules, sizeof(*texts));
+    assert_non_null(texts);
+    for (int i = 0; i < nrules; i++) {
+        if (i < ngen) /* and then every regex alone, on the message and as a keyword */
+            gen_rule(text, sizeof(text), i);
+        else
+            snprintf(text, sizeof(text),
+                     "title: gen %d\nlogsource: {product: linux}\ndetection:\n"
+                     "  sel: {'%s|re': '%s'}\n  condition: sel\n",
+                     i, i % 2 ? "message" : "", REGEXES[(i - ngen) / 2]);
+        texts[i] = strdup(text);
+        assert_non_null(texts[i]);
+        struct core_err err = {0};
+        (void)security_sigma_add(on, "gen", text, strlen(text), &err);
+        (void)security_sigma_add(off, "gen", text, strlen(text), &err);
+    }
+    size_t loaded = security_sigma_count(on);
+    assert_int_equal(loaded, security_sigma_count(off));
+    assert_true(loaded >= (size_t)nrules / 3);
+
+    const char *extra[] = {
+        "type=EXECVE msg=audit(1.000:10): argc=3 a0=\"chattr\" a1=\"-i\" a2=\"/var/log/x\"",
+        "type=EXECVE msg=audit(1.000:11): argc=2 a0=\"tar\" a1=2D637A66",
+        "type=SYSCALL msg=audit(1.000:12): exe=\"/usr/sbin/sshd\" comm=\"sshd\" key=\"x y\"",
+        "{\"msg\":\"color barbaz abbc xxy a-b foo x.y\","
+        "\"process.command_line\":\"/bin/bash -c id\","
+        "\"user\":\"root\",\"service\":\"crond\"}",
+        "level=info msg=\"check pass; user unknown\" user=cyrus addr=218.188.2.4",
+        "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; rhost=218.188.2.4",
+        "<38>1 2026-11-26T10:00:00Z web-1 sshd 77 - - Failed password for root from 10.1.2.3",
+        "Nov 26 10:00:00 web-1 CRON[5]: (root) CMD (/usr/bin/tar -czf /tmp/x.tgz /var/log)",
+        "Nov 26 10:00:00 web-1 sudo[6]: alice : TTY=pts/0 ; COMMAND=/usr/bin/chattr -i /etc/x",
+        "Nov 26 10:00:00 web-1 useradd[7]: new user: name=x, UID=0, GID=0, home=/root",
+        "c.ron colour uid=0 ROOT Root",
+        "color", "abc", "xxy", "bar", "a-b", "x.y", "Jun 15 check pass", "uid=0 sshd[1]",
+        "/usr/bin/x", "session closed", "ur root failure", "Abc", "rooot dcom",
+    };
+    size_t records = 0, matched = 0, total = 0;
+    size_t *per_rule = calloc(loaded, sizeof(*per_rule));
+    assert_non_null(per_rule);
+    struct {
+        const char *file;
+        bool syslog;
+    } files[] = {{SYSLOG_FILE, true}, {AUDIT_FILE, false}, {NULL, true}, {NULL, false}};
+    static char line[1 << 16];
+    for (size_t fi = 0; fi < 4; fi++) {
+        FILE *f = NULL;
+        size_t ei = 0;
+        if (files[fi].file) {
+            char path[512];
+            snprintf(path, sizeof(path), "%s%s", data_root(), files[fi].file);
+            f = fopen(path, "r");
+            assert_non_null(f);
+        }
+        for (;;) {
+            if (f) {
+                if (!fgets(line, sizeof(line), f))
+                    break;
+            } else {
+                if (ei == sizeof(extra) / sizeof(extra[0]))
+                    break;
+                snprintf(line, sizeof(line), "%s", extra[ei++]);
+            }
+            size_t len = strlen(line);
+            if (len && line[len - 1] == '\n')
+                line[--len] = 0;
+            struct core_arena a;
+            core_arena_init(&a, 16u << 20);
+            struct tel_record rec;
+            struct tel_origin o = {.source = "test", .service = fi == 3 ? "crond" : NULL};
+            if (files[fi].syslog)
+                tel_parse_syslog(line, len, &o, &a, &rec);
+            else
+                tel_parse_line(line, len, &o, &a, &rec);
+            size_t h1[700], h2[700];
+            size_t n1 = security_sigma_match(on, &rec, &a, h1, 700);
+            size_t n2 = security_sigma_match(off, &rec, &a, h2, 700);
+            if (n1 != n2 || memcmp(h1, h2, n1 * sizeof(*h1)) != 0) {
+                fprintf(stderr, "record '%s': %zu matches with the prefilter, %zu without\n", line,
+                        n1, n2);
+                for (size_t i = 0; i < n2; i++)
+                    fprintf(stderr, "  without: %s\n", security_sigma_rule(off, h2[i])->title);
+                for (size_t i = 0; i < n1; i++)
+                    fprintf(stderr, "  with: %s\n", security_sigma_rule(on, h1[i])->title);
+            }
+            assert_int_equal(n1, n2);
+            assert_memory_equal(h1, h2, n1 * sizeof(*h1));
+            /* each of the first 40 rules alone gives the same verdict */
+            for (size_t r = 0; r < 40 && r < loaded && records % 50 == 0; r++) {
+                const struct security_sigma_rule *rule = security_sigma_rule(on, r);
+                int no = atoi(rule->title + 4);
+                struct security_sigma_set *one = security_sigma_set_new();
+                assert_non_null(one);
+                assert_int_equal(security_sigma_add(one, "one", texts[no], strlen(texts[no]), NULL),
+                                 0);
+                size_t h;
+                bool alone = security_sigma_match(one, &rec, &a, &h, 1) == 1;
+                bool in_set = false;
+                for (size_t i = 0; i < n1; i++)
+                    in_set = in_set || h1[i] == r;
+                assert_int_equal(alone, in_set);
+                security_sigma_set_free(one);
+            }
+            for (size_t i = 0; i < n1; i++)
+                per_rule[h1[i]]++;
+            records++;
+            matched += n1 > 0;
+            total += n1;
+            core_arena_release(&a);
+        }
+        if (f)
+            fclose(f);
+    }
+    size_t never = 0, rare = 0;
+    for (size_t i = 0; i < loaded; i++) {
+        never += per_rule[i] == 0;
+        rare += per_rule[i] > 0 && per_rule[i] * 10 < records;
+    }
+    fprintf(stderr, "prefilter: %zu rules loaded of %d, %zu records (%zu with matches), %zu "
+            "matches; rules matching no record %zu, under 10%% of records %zu\n",
+            loaded, nrules, records, matched, total, never, rare);
+    /* the generator must exercise the match path and the misses, rare matches included */
+    assert_true(matched > 20);
+    assert_true(total > 100);
+    assert_true(never > 50);
+    assert_true(rare > 50);
+    free(per_rule);
+    for (int i = 0; i < nrules; i++)
+        free(texts[i]);
+    free(texts);
+    security_sigma_set_free(on);
+    security_sigma_set_free(off);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -637,6 +893,7 @@ int main(void)
         cmocka_unit_test(pathological_regex_is_cut_short),
         cmocka_unit_test(binary_and_huge_lines),
         cmocka_unit_test(transform_tags_records),
+        cmocka_unit_test(prefilter_keeps_matches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
