@@ -68,11 +68,14 @@ static int parse_listen(const char *listen, char *addr, size_t addrsz, int *port
     return 0;
 }
 
-/* The background policy scan: one at start, then every 5 minutes, until stopped. */
+/* The background checks: the policy scan and the budget check (a team at risk or over its
+ * budget gets one cost alert per month, docs/cost.md), one round at start, then every 5 minutes,
+ * until stopped. */
 #define POLICY_SCAN_EVERY_MS (5 * 60 * 1000)
 
 struct policy_scanner {
     struct policy_engine *pe;
+    struct store *st;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -89,6 +92,11 @@ static void *policy_scan_loop(void *arg)
         struct core_err err = {0};
         if (policy_scan(s->pe, NULL, &err))
             log_warn("policy", "scan failed", LOG_STR("error", err.msg));
+        core_err_clear(&err);
+        json_t *budgets = cloud_budget_list(s->st, NULL, true, &err);
+        if (!budgets)
+            log_warn("cost", "budget check failed", LOG_STR("error", err.msg));
+        json_decref(budgets);
         pthread_mutex_lock(&s->lock);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -536,6 +544,7 @@ static int run_server(const struct server_opts *o)
             log_warn("pki", "no CRL distribution point", LOG_STR("error", err.msg));
     }
     scanner.pe = pol;
+    scanner.st = st;
     if (pthread_create(&scanner.thread, NULL, policy_scan_loop, &scanner) == 0)
         scanner.running = true;
     else

@@ -2,8 +2,10 @@
  * cloud: the platform's view of cloud spend. This header covers billing:
  * reading providers' cost exports, mapping every format onto FOCUS columns,
  * storing charges by billing period, and grouping spend by team, service,
- * environment and cost center through tags joined to the catalog (accounts,
- * organization policies and budgets are to follow here). The organization
+ * environment and cost center through tags joined to the catalog; parallel
+ * scans of export files (scan.c); allocation with shared-cost split rules,
+ * trends, commitments, recommendations, budgets and anomalies (analysis.c,
+ * docs/cost.md). The organization
  * section (docs/org.md) holds AWS-Organizations-style accounts and OUs as a
  * tree, service control policies in the IAM JSON grammar with their
  * root-to-account evaluation, and tag policies checked through the policy

@@ -272,3 +272,25 @@ EOF
     [[ "$page" == *'id="no-data"'* ]]
     [[ "$page" == *"pave cost import FILE"* ]]
 }
+
+@test "cost budget: the server checks budgets by itself and records the alert" {
+    local data="$E2E_ROOT/budgetdata" csv="$BATS_TEST_TMPDIR/b.csv" rc=0 rc2 i alert=""
+    mkdir -p "$data"
+    printf 'BillingPeriodStart,ChargePeriodStart,BilledCost,BillingAccountId,Tags\n' >"$csv"
+    printf '2024-10-01,2024-10-0%d,3,A,"team: payments"\n' 1 2 3 >>"$csv"
+    run -0 pave cost import --data-dir "$data" "$csv"
+    run -0 pave cost budget set --data-dir "$data" payments 5
+    PAVE_DEMO_BILLING="$BATS_TEST_TMPDIR/none" e2e_server_launch budget "$data"
+    local run2="$SRV_RUN"
+    # the first round of the background checks runs at start: poll for the stored alert
+    for i in $(seq 1 100); do
+        alert=$(sqlite3 "$data/pave.db" \
+            "SELECT message FROM cost_alerts WHERE kind = 'budget' AND key = 'payments'") || true
+        [ -n "$alert" ] && break
+        sleep 0.1
+    done
+    rc2=$(e2e_server_terminate "$run2") || rc=1
+    [ "$rc" = 0 ] && [ "$rc2" = 0 ]
+    e2e_no_sanitizer_output "$run2/stderr"
+    [[ "$alert" == *"team 'payments' is over its 5.00 budget"* ]]
+}
