@@ -214,6 +214,15 @@ static void demo_billing(struct store *st)
         log_warn("up", "demo billing import failed", LOG_STR("error", err.msg));
 }
 
+/* The demo organization (demo/org.yaml): accounts and OUs with SCP and tag policies, the
+ * accounts the billing samples charge, so `pave org can` and `pave org tags check` answer. */
+static void demo_org(struct store *st)
+{
+    struct core_err err = {0};
+    if (cloud_org_demo_load(st, &err))
+        log_warn("up", "demo organization failed to load", LOG_STR("error", err.msg));
+}
+
 /* Every --fim-path of argv (cli_parse keeps only the last) and --fim-interval, checked.
  * returns: CLI_OK or CLI_USAGE after saying why. */
 static int fim_opts(int argc, char **argv, struct server_opts *o)
@@ -334,6 +343,8 @@ static int run_server(const struct server_opts *o)
     }
     if (o->demo)
         demo_billing(st);
+    if (o->demo)
+        demo_org(st);
     if (!(pol = policy_engine_open(st, cat, &err)) ||
         (o->demo && policy_engine_load_defaults(pol, &err))) {
         cli_error("cannot start policies: %s", err.msg);

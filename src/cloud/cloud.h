@@ -465,6 +465,10 @@ int org_can(const struct org_data *d, const char *account, const struct org_requ
  * [{id, name, type}], children: [...]}], "orphans": [...]}. */
 struct json_t *org_tree_json(const struct org_data *d);
 
+/* Loads the demo organization (demo/org.yaml, embedded) into a store that has no organization
+ * yet; does nothing otherwise. */
+int cloud_org_demo_load(struct store *st, struct core_err *err);
+
 /* Validates an AWS tag policy document ({"tags": {KEY: {tag_key, tag_value,
  * enforced_for}}}, each with "@@assign"), naming the path of any problem. */
 int org_tag_policy_check(const char *text, size_t len, struct core_err *err);

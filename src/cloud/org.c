@@ -1036,3 +1036,22 @@ out:
     core_free(att);
     return rc;
 }
+
+extern const char cloud_demo_org_yaml[];
+
+int cloud_org_demo_load(struct store *st, struct core_err *err)
+{
+    int64_t have = 0;
+    int rc = store_query_int(st, "SELECT COUNT(*) FROM org_nodes", NULL, 0, &have, err);
+    if (rc || have)
+        return rc; /* only into an empty store: never over a real organization */
+    struct org_data d = {0};
+    rc = org_import_parse(&d, "demo/org.yaml", cloud_demo_org_yaml, strlen(cloud_demo_org_yaml),
+                          NULL, err);
+    if (!rc)
+        rc = org_store_save(st, &d, err);
+    if (!rc)
+        log_info("cloud", "demo organization loaded", LOG_INT("nodes", (int64_t)d.nnodes));
+    org_data_release(&d);
+    return rc;
+}

@@ -294,3 +294,19 @@ EOF
     e2e_no_sanitizer_output "$run2/stderr"
     [[ "$alert" == *"team 'payments' is over its 5.00 budget"* ]]
 }
+
+@test "demo: the organization is loaded, pave org can explains, tags check finds the sandbox's prod resources" {
+    run -0 pave org tree --data-dir "$E2E_DATA" -o json
+    [ "$(jq -r '[.. | objects | select(.kind? == "account") | .name] | sort | join(",")' <<<"$output")" = \
+        "legacy,prod,sandbox" ]
+    run -1 pave org can sandbox ec2:RunInstances --context aws:RequestedRegion=ap-south-1 \
+        --data-dir "$E2E_DATA"
+    [ "${lines[0]}" = deny ]
+    [[ "$output" == *"'OnlyEuropeanRegions'"*"'SandboxRegions'"*"ou 'Sandbox'"* ]]
+    run -0 pave org can sandbox ec2:RunInstances --context aws:RequestedRegion=eu-west-1 \
+        --data-dir "$E2E_DATA"
+    [ "${lines[0]}" = allow ]
+    run -1 pave org tags check --data-dir "$E2E_DATA" -o json
+    [ "$(jq '[.items[] | select(.account == "18938484842")] | length > 0' <<<"$output")" = true ]
+    [ "$(jq '[.items[] | select(.account != "18938484842")] | length' <<<"$output")" = 0 ]
+}
