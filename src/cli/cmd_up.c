@@ -128,7 +128,7 @@ static char *default_pipeline(const char *sigma_rules)
 {
     struct core_buf b;
     core_buf_init(&b, 0);
-    core_buf_adds(&b, "sources: [{type: replicas}, {type: platform}]\n"
+    core_buf_adds(&b, "sources: [{type: replicas}, {type: platform}, {type: audit}]\n"
                       "transforms:\n  - {type: enrich}\n  - {type: redact}\n"
                       "  - {type: sigma, builtin: true");
     if (sigma_rules) {
@@ -501,6 +501,7 @@ static int run_server(const struct server_opts *o)
                                                      : NULL,
         .cat = cat,
         .alerts = alerts,
+        .st = st,
     };
     if (!tcfg.config_path)
         tcfg.config_text = tel_text;

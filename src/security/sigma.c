@@ -88,6 +88,7 @@ struct lsrc {
     int kind;                 /* VK_* required, or -1 for any */
     const char *const *apps;  /* syslog/app names, NULL: any */
     bool proc_creation;       /* category process_creation */
+    bool pave_audit;          /* product pave, service audit: the platform's audit log */
 };
 
 struct rule {
@@ -982,6 +983,7 @@ static int parse_condition(struct cctx *c, const struct core_node *at, const cha
 static const char *const APPS_SSHD[] = {"sshd", NULL};
 static const char *const APPS_SUDO[] = {"sudo", NULL};
 static const char *const APPS_CRON[] = {"cron", "crond", "anacron", NULL};
+static const char *const APPS_PAVE[] = {"pave", NULL};
 static const char *const APPS_AUTH[] = {"sshd", "sudo", "su", "login", "useradd", "userdel",
                                         "usermod", "groupadd", "groupdel", "groupmod", "passwd",
                                         "chpasswd", "chage", "systemd-logind", "polkitd", "gdm",
@@ -998,12 +1000,24 @@ static int compile_logsource(struct cctx *c, const struct core_node *ls)
     const struct core_node *product = core_node_get(ls, "product");
     const struct core_node *service = core_node_get(ls, "service");
     const struct core_node *category = core_node_get(ls, "category");
-    if (product && (product->kind != CORE_NODE_SCALAR || strcasecmp(product->value, "linux") != 0))
+    bool pave = product && product->kind == CORE_NODE_SCALAR &&
+                strcasecmp(product->value, "pave") == 0;
+    if (product && !pave &&
+        (product->kind != CORE_NODE_SCALAR || strcasecmp(product->value, "linux") != 0))
         return fail_at(c, product, CORE_E_UNSUPPORTED,
                        "logsource product '%s': only linux hosts and the platform's services "
                        "feed the pipeline",
                        product->kind == CORE_NODE_SCALAR ? product->value : "?");
-    if (service) {
+    if (pave) {
+        /* the platform's own records (service "pave"); service audit: its audit log, records
+         * of the telemetry `audit` source (component "audit") */
+        l->apps = APPS_PAVE;
+        const char *v = service && service->kind == CORE_NODE_SCALAR ? service->value : "";
+        if (service && strcasecmp(v, "audit") != 0)
+            return fail_at(c, service, CORE_E_UNSUPPORTED,
+                           "logsource service '%s' of product pave (known: audit)", v);
+        l->pave_audit = service != NULL;
+    } else if (service) {
         const char *v = service->kind == CORE_NODE_SCALAR ? service->value : "";
         if (strcasecmp(v, "auditd") == 0)
             l->kind = VK_AUDITD;
@@ -2159,6 +2173,11 @@ static bool logsource_ok(const struct lsrc *l, const struct view *v, bool has_cm
     }
     if (l->proc_creation && !has_cmdline)
         return false;
+    if (l->pave_audit) {
+        const struct vfield *f = view_attr(v, "component");
+        if (!f || !keyeq(f->v, f->vl, "audit"))
+            return false;
+    }
     return true;
 }
 

@@ -272,13 +272,19 @@ int store_audit_list(struct store *st, const struct store_audit_filter *f, store
         STORE_V_TEXT(f->kind),   STORE_V_TEXT(f->kind),  STORE_V_TEXT(f->object),
         STORE_V_TEXT(f->object), STORE_V_TEXT(f->actor), STORE_V_TEXT(f->actor),
         STORE_V_INT(f->before_id), STORE_V_INT(f->before_id),
+        STORE_V_INT(f->after_id),  STORE_V_INT(f->after_id),
         STORE_V_INT(f->limit > 0 && f->limit <= 1000 ? f->limit : 50),
     };
     struct audit_list_ctx c = {fn, arg};
-    return store_query(st,
-                       "SELECT id, ts, actor, action, kind, object, before_digest, after_digest, "
-                       "detail FROM audit WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR "
-                       "object = ?) AND (? IS NULL OR actor = ?) AND (? = 0 OR id < ?) "
-                       "ORDER BY id DESC LIMIT ?",
-                       p, sizeof(p) / sizeof(p[0]), audit_row, &c, err);
+    /* two constant texts rather than a bound ORDER BY: the backends cannot bind a direction */
+    const char *sql = f->after_id != 0
+                          ? "SELECT id, ts, actor, action, kind, object, before_digest, "
+                            "after_digest, detail FROM audit WHERE (? IS NULL OR kind = ?) AND "
+                            "(? IS NULL OR object = ?) AND (? IS NULL OR actor = ?) AND (? = 0 OR "
+                            "id < ?) AND (? = 0 OR id > ?) ORDER BY id ASC LIMIT ?"
+                          : "SELECT id, ts, actor, action, kind, object, before_digest, "
+                            "after_digest, detail FROM audit WHERE (? IS NULL OR kind = ?) AND "
+                            "(? IS NULL OR object = ?) AND (? IS NULL OR actor = ?) AND (? = 0 OR "
+                            "id < ?) AND (? = 0 OR id > ?) ORDER BY id DESC LIMIT ?";
+    return store_query(st, sql, p, sizeof(p) / sizeof(p[0]), audit_row, &c, err);
 }

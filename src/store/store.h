@@ -133,10 +133,13 @@ struct store_audit_filter {
     const char *object; /* NULL = any */
     const char *actor;  /* NULL = any */
     int64_t before_id;  /* 0 = from newest; else only ids < before_id (pagination cursor) */
+    int64_t after_id;   /* 0 = no lower bound; else only ids > after_id, listed OLDEST first
+                         * (following the log: the telemetry `audit` source); -1: every id,
+                         * oldest first */
     int limit;          /* 1..1000 */
 };
 typedef int (*store_audit_fn)(void *arg, const struct store_audit_event *ev);
-/* Lists events newest first. */
+/* Lists events newest first (oldest first when f->after_id is not 0). */
 int store_audit_list(struct store *st, const struct store_audit_filter *f, store_audit_fn fn,
                      void *arg, struct core_err *err);
 

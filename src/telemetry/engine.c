@@ -142,6 +142,7 @@ struct tel_engine {
     char *cfg_name;
     struct catalog *cat;
     struct security_alerts *alerts;
+    struct store *st;
     struct core_doc doc;
     bool have_doc;
 
@@ -187,6 +188,11 @@ struct catalog *tel_engine_catalog(const struct tel_engine *e)
 struct security_alerts *tel_engine_alerts(const struct tel_engine *e)
 {
     return e->alerts;
+}
+
+struct store *tel_engine_store(const struct tel_engine *e)
+{
+    return e->st;
 }
 
 const char *tel_engine_config_name(const struct tel_engine *e)
@@ -914,6 +920,12 @@ static const char default_config[] = "# the defaults: no config file\n"
                                      "sources: [{type: replicas}, {type: platform}]\n"
                                      "transforms: [{type: enrich}, {type: redact}]\n"
                                      "sinks: [{type: store}]\n";
+/* ... and with a store: the platform's audit log is a source too */
+static const char default_config_store[] =
+    "# the defaults: no config file\n"
+    "sources: [{type: replicas}, {type: platform}, {type: audit}]\n"
+    "transforms: [{type: enrich}, {type: redact}]\n"
+    "sinks: [{type: store}]\n";
 
 static const char *const top_keys[] = {"workers", "sources", "transforms", "sinks", NULL};
 
@@ -1052,8 +1064,8 @@ static int build(struct tel_engine *e, struct core_node *root, struct core_err *
         lists[k] = root ? core_node_get(root, names[k]) : NULL;
         if (!lists[k]) {
             if (!have_defaults) {
-                if ((rc = core_doc_parse(&defaults, "<defaults>", default_config,
-                                         sizeof(default_config) - 1, err)))
+                const char *dtext = e->st ? default_config_store : default_config;
+                if ((rc = core_doc_parse(&defaults, "<defaults>", dtext, strlen(dtext), err)))
                     return rc;
                 have_defaults = true;
             }
@@ -1227,6 +1239,7 @@ struct tel_engine *tel_engine_start(const struct tel_engine_config *cfg, struct 
     e->data_dir = core_strdup(cfg->data_dir);
     e->cat = cfg->cat;
     e->alerts = cfg->alerts;
+    e->st = cfg->st;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     e->nworkers = cfg->workers > 0 ? cfg->workers : (int)(ncpu < 1 ? 1 : ncpu > 4 ? 4 : ncpu);
     e->next_seq = 1;

@@ -10,6 +10,7 @@ const struct tel_source_ops *const tel_sources[] = {
     &tel_source_syslog,
     &tel_source_platform,
     &tel_source_http,
+    &tel_source_audit,
     NULL,
 };
 

@@ -38,6 +38,7 @@
 #include "core/core.h"
 
 struct catalog;
+struct store;
 
 /* ---- the record: one log event in the standard ----------------------------------------- */
 
@@ -161,6 +162,9 @@ struct tel_engine_config {
     struct security_alerts *alerts; /* where the `security` sink and the detection transforms
                                      * raise alerts (src/security); may be NULL: they refuse to
                                      * start */
+    struct store *st;         /* the platform's store, for the `audit` source (which refuses to
+                               * start without one); may be NULL. Borrowed: must outlive the
+                               * engine. With a store the defaults add {type: audit}. */
     int workers;              /* transform threads; 0: number of cores (at most 4) */
 };
 
@@ -266,6 +270,7 @@ extern const struct tel_transform_ops *const tel_transforms[];
 const char *tel_engine_data_dir(const struct tel_engine *e);
 struct catalog *tel_engine_catalog(const struct tel_engine *e);
 struct security_alerts *tel_engine_alerts(const struct tel_engine *e); /* may be NULL */
+struct store *tel_engine_store(const struct tel_engine *e);            /* may be NULL */
 /* Name of the config document for messages ("telemetry.yaml" or "<defaults>"). */
 const char *tel_engine_config_name(const struct tel_engine *e);
 

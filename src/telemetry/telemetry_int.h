@@ -36,6 +36,7 @@ extern const struct tel_source_ops tel_source_replicas; /* src_file.c */
 extern const struct tel_source_ops tel_source_syslog;   /* src_syslog.c */
 extern const struct tel_source_ops tel_source_platform; /* src_platform.c */
 extern const struct tel_source_ops tel_source_http;     /* src_http.c */
+extern const struct tel_source_ops tel_source_audit;    /* src_audit.c */
 extern const struct tel_sink_ops tel_sink_file;
 extern const struct tel_sink_ops tel_sink_stdout;
 extern const struct tel_sink_ops tel_sink_store;         /* sink_store.c */

@@ -16,6 +16,7 @@ R_CHATTR=a5b977d6-8a81-4475-91b9-49dbfcd941f7
 B_SSH_ROOT=16be5dfa-49eb-48b5-a57d-67f4e407c02b
 B_ROOT_SESSION=22b5a944-703d-40df-9446-5e3827eb592b
 B_TOKEN=3da55e3b-e41b-4179-9376-c67f5d3b4805
+B_POLICY_DELETED=55557e11-f375-45c3-923f-1019f7966376
 
 setup_file() {
     load helpers
@@ -52,6 +53,7 @@ PY
     cat >"$W/telemetry.yaml" <<YAML
 sources:
   - {type: platform}
+  - {type: audit, poll_ms: 100}
   - {type: file, name: hosts, path: $W/hosts.log, parser: syslog, read_from: beginning, team: payments}
   - {type: file, name: audit, path: $W/audit.log, read_from: beginning, service: auditd}
 transforms:
@@ -114,7 +116,7 @@ alert_id() {
 
 @test "security: rules are listed, built-in and from --sigma-rules; --check" {
     run -0 pave security rules -o json
-    [ "$(jq '.items | length' <<<"$output")" = 15 ]
+    [ "$(jq '.items | length' <<<"$output")" = 18 ]
     [ "$(jq '.rejected | length' <<<"$output")" = 0 ]
     [ "$(jq -r --arg r "$B_SSH_ROOT" '.items[] | select(.id == $r) | .source' <<<"$output")" = builtin:2 ]
     run -0 pave security rules --check "$REPO/tests/data/sigma"
@@ -278,4 +280,19 @@ alert_id() {
     api admin GET /api/v1/security/fim
     # no --fim-path: either no FIM (503) or an empty baseline
     [ "$API_STATUS" = 503 ] || [ "$API_STATUS" = 200 ]
+}
+
+@test "security: deleting a guard-rail policy (the audit log) raises the built-in detection" {
+    api admin GET "/api/v1/security/alerts?limit=200"
+    [ "$(jq --arg r "$B_POLICY_DELETED" '[.items[] | select(.rule_id == $r)] | length' <<<"$API_BODY")" = 0 ]
+    local name
+    name=$(pave policy list -o json | jq -r '.items[0].name')
+    [ -n "$name" ] && [ "$name" != null ]
+    run -0 pave policy delete "$name"
+    wait_count "$B_POLICY_DELETED" 1
+    api admin GET "/api/v1/security/alerts?limit=200"
+    [ "$(jq -r --arg r "$B_POLICY_DELETED" '.items[] | select(.rule_id == $r) | "\(.rule_title) \(.severity) \(.service)"' <<<"$API_BODY")" = "Guard-rail policy deleted high pave" ]
+    api admin GET "/api/v1/security/alerts/$(alert_id "$B_POLICY_DELETED")"
+    [ "$(jq -r '.events[0].attributes["audit.action"]' <<<"$API_BODY")" = policy.delete ]
+    [ "$(jq -r '.events[0].attributes["audit.object"]' <<<"$API_BODY")" = "$name" ]
 }

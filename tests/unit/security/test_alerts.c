@@ -418,7 +418,7 @@ static void builtin_rules_load(void **state)
     for (size_t i = 0; i < security_sigma_rejected_count(s); i++)
         fprintf(stderr, "%s\n", security_sigma_rejected(s, i)->reason);
     assert_int_equal(security_sigma_rejected_count(s), 0);
-    assert_int_equal(security_sigma_count(s), 5);
+    assert_int_equal(security_sigma_count(s), 8);
     assert_string_equal(security_sigma_rule(s, 0)->title, "Root shell through sudo");
     assert_string_equal(security_sigma_rule(s, 0)->source, "builtin:1");
     security_sigma_set_free(s);

@@ -438,6 +438,57 @@ static void conditions(void **state)
 
 /* ---- what is refused at load, and why ------------------------------------------------------ */
 
+/* The platform's audit log (product pave, service audit): records of the telemetry `audit`
+ * source, service "pave" and component "audit", are matched by the built-in rules on their
+ * audit.* fields; the same fields in another service's record, or a platform record of another
+ * component, are not. */
+static void pave_audit_logsource(void **state)
+{
+    (void)state;
+    struct security_sigma_set *s = security_sigma_set_new();
+    struct core_err err = {0};
+    assert_int_equal(security_sigma_add_builtin(s, &err), 0);
+    assert_int_equal(security_sigma_rejected_count(s), 0);
+#define AUDIT_LINE(svc, comp, actor, action, detail)                                              \
+    "{\"service\":\"" svc "\",\"body\":\"x\",\"resource\":{\"component\":\"" comp "\"},"          \
+    "\"attributes\":{\"audit.id\":7,\"audit.actor\":\"" actor "\",\"audit.action\":\"" action    \
+    "\",\"audit.kind\":\"k\",\"audit.object\":\"o\",\"audit.detail\":\"" detail "\"}}"
+    const char *policy = "55557e11-f375-45c3-923f-1019f7966376";
+    const char *secret = "4e292c77-ec8f-4d29-af97-bf315deeb4fb";
+    const char *token = "3679713e-422a-455c-8f57-6e8e2fb1ee1f";
+    assert_string_equal(fire(s, AUDIT_LINE("pave", "audit", "alice", "policy.delete", "d"), false),
+                        policy);
+    assert_string_equal(fire(s, AUDIT_LINE("pave", "audit", "alice", "secret.delete", ""), false),
+                        secret);
+    assert_string_equal(fire(s, AUDIT_LINE("pave", "audit", "alice", "token.create", "admin"),
+                             false),
+                        token);
+    /* admin's own token, the bootstrap token, a token for someone else: nothing */
+    assert_string_equal(fire(s, AUDIT_LINE("pave", "audit", "admin", "token.create", "admin"),
+                             false),
+                        "");
+    assert_string_equal(fire(s, AUDIT_LINE("pave", "audit", "system", "token.create", "admin"),
+                             false),
+                        "");
+    assert_string_equal(fire(s, AUDIT_LINE("pave", "audit", "admin", "token.create", "alice"),
+                             false),
+                        "");
+    /* not the audit log */
+    assert_string_equal(fire(s, AUDIT_LINE("shop", "audit", "alice", "policy.delete", ""), false),
+                        "");
+    assert_string_equal(fire(s, AUDIT_LINE("pave", "store", "alice", "policy.delete", ""), false),
+                        "");
+#undef AUDIT_LINE
+    security_sigma_set_free(s);
+    /* product pave knows the service audit only */
+    s = one("title: t\nlogsource: {product: pave, service: deploys}\n"
+            "detection: {s: {a: b}, condition: s}\n",
+            &err);
+    assert_null(s);
+    assert_int_equal(err.code, CORE_E_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "logsource service 'deploys' of product pave"));
+}
+
 static void refused_rules_are_reported(void **state)
 {
     static const struct {
@@ -890,6 +941,7 @@ int main(void)
         cmocka_unit_test(modifiers),
         cmocka_unit_test(conditions),
         cmocka_unit_test(refused_rules_are_reported),
+        cmocka_unit_test(pave_audit_logsource),
         cmocka_unit_test(pathological_regex_is_cut_short),
         cmocka_unit_test(binary_and_huge_lines),
         cmocka_unit_test(transform_tags_records),

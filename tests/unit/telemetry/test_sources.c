@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
+#include "store/store.h"
 #include "telemetry/telemetry.h"
 
 #define WAIT_MS 15000
@@ -24,6 +26,7 @@ struct fx {
     char dir[256];
     char out[320];
     struct tel_engine *e;
+    struct store *st; /* the audit source's store (NULL: none) */
 };
 
 static int setup(void **state)
@@ -41,6 +44,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     tel_engine_stop(f->e, 5000);
+    store_close(f->st);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     if (system(cmd) != 0)
@@ -66,7 +70,8 @@ static struct tel_engine *start(struct fx *f, const char *sources_fmt)
     snprintf(cfg, sizeof(cfg), "workers: 2\nsources:\n%s\ntransforms: []\nsinks:\n"
                                "  - {type: file, path: %s}\n",
              sources, f->out);
-    struct tel_engine_config c = {.data_dir = f->dir, .config_text = cfg, .workers = 2};
+    struct tel_engine_config c = {
+        .data_dir = f->dir, .config_text = cfg, .st = f->st, .workers = 2};
     struct core_err err = {0};
     struct tel_engine *e = tel_engine_start(&c, &err);
     if (!e)
@@ -435,6 +440,128 @@ static void test_http_source_enables_ingest(void **state)
     core_free(t);
 }
 
+/* ---- audit --------------------------------------------------------------------------------- */
+
+static void audit_open(struct fx *f)
+{
+    char url[320];
+    snprintf(url, sizeof(url), "sqlite:%s/pave.db", f->dir);
+    struct core_err err = {0};
+    assert_int_equal(store_open(&f->st, url, &err), 0);
+}
+
+static void audit_add(struct fx *f, const char *actor, const char *action, const char *object,
+                      const char *detail)
+{
+    struct store_audit_event ev = {
+        .actor = actor, .action = action, .kind = "policy", .object = object, .detail = detail};
+    struct core_err err = {0};
+    assert_int_equal(store_audit_append(f->st, &ev, &err), 0);
+}
+
+static const char audit_src[] = "  - {type: audit, poll_ms: 20}";
+
+static void test_audit_follows_the_log(void **state)
+{
+    struct fx *f = *state;
+    audit_open(f);
+    audit_add(f, "alice", "policy.apply", "old-one", "history"); /* before the start: skipped */
+    f->e = start(f, audit_src);
+    audit_add(f, "bob", "policy.delete", "guard-1", "removed \"by\" bob\nsecond line");
+    assert_true(wait_for(f, "guard-1", 1));
+    flush(f);
+    char *t = slurp(f->out);
+    json_error_t jerr;
+    json_t *j = json_loads(t, JSON_DISABLE_EOF_CHECK, &jerr); /* the first (only) line */
+    core_free(t);
+    assert_non_null(j);
+    json_t *a = json_object_get(j, "attributes"), *r = json_object_get(j, "resource");
+    assert_string_equal(json_string_value(json_object_get(j, "body")),
+                        "bob policy.delete policy/guard-1");
+    assert_string_equal(json_string_value(json_object_get(r, "service.name")), "pave");
+    assert_string_equal(json_string_value(json_object_get(a, "component")), "audit");
+    assert_int_equal(json_integer_value(json_object_get(a, "audit.id")), 2);
+    assert_string_equal(json_string_value(json_object_get(a, "audit.actor")), "bob");
+    assert_string_equal(json_string_value(json_object_get(a, "audit.action")), "policy.delete");
+    assert_string_equal(json_string_value(json_object_get(a, "audit.kind")), "policy");
+    assert_string_equal(json_string_value(json_object_get(a, "audit.object")), "guard-1");
+    assert_string_equal(json_string_value(json_object_get(a, "audit.detail")),
+                        "removed \"by\" bob\nsecond line");
+    json_decref(j);
+    assert_int_equal(out_count(f, "old-one"), 0);
+    /* more than a page at once, in order */
+    for (int i = 0; i < 450; i++) {
+        char obj[32];
+        snprintf(obj, sizeof(obj), "bulk-%03d", i);
+        audit_add(f, "ci", "policy.apply", obj, NULL);
+    }
+    assert_true(wait_for(f, "bulk-449", 1));
+    flush(f);
+    t = slurp(f->out);
+    assert_int_equal(count(t, "\"audit.object\":\"bulk-"), 450);
+    assert_true(strstr(t, "bulk-000") < strstr(t, "bulk-449"));
+    core_free(t);
+}
+
+static void test_audit_checkpoint_resumes_without_duplicates(void **state)
+{
+    struct fx *f = *state;
+    audit_open(f);
+    f->e = start(f, audit_src);
+    audit_add(f, "a", "secret.delete", "ev-1", NULL);
+    audit_add(f, "a", "secret.delete", "ev-2", NULL);
+    assert_true(wait_for(f, "ev-2", 1));
+    flush(f);
+    tel_engine_stop(f->e, 5000);
+    f->e = NULL;
+    char ck[320];
+    snprintf(ck, sizeof(ck), "%s/telemetry/checkpoints/audit.json", f->dir);
+    char *c = slurp(ck);
+    assert_string_equal(c, "{\"last_id\":2}");
+    core_free(c);
+    audit_add(f, "a", "secret.delete", "ev-3", NULL); /* while stopped: not lost */
+    f->e = start(f, audit_src);
+    audit_add(f, "a", "secret.delete", "ev-4", NULL);
+    assert_true(wait_for(f, "ev-4", 1));
+    flush(f);
+    assert_int_equal(out_count(f, "/ev-1\""), 1);
+    assert_int_equal(out_count(f, "/ev-2\""), 1);
+    assert_int_equal(out_count(f, "/ev-3\""), 1);
+    assert_int_equal(out_count(f, "/ev-4\""), 1);
+}
+
+static void test_audit_from_beginning(void **state)
+{
+    struct fx *f = *state;
+    audit_open(f);
+    audit_add(f, "a", "team.create", "hist-1", NULL);
+    audit_add(f, "a", "team.create", "hist-2", NULL);
+    f->e = start(f, "  - {type: audit, name: everything, from: beginning, poll_ms: 20}");
+    assert_true(wait_for(f, "hist-2", 1));
+    flush(f);
+    assert_int_equal(out_count(f, "/hist-1\""), 1);
+}
+
+static void test_audit_needs_a_store(void **state)
+{
+    struct fx *f = *state;
+    struct core_err err = {0};
+    struct tel_engine_config c = {.data_dir = f->dir,
+                                  .config_text = "sources: [{type: audit}]\nsinks: []\n"};
+    assert_null(tel_engine_start(&c, &err));
+    assert_int_equal(err.code, CORE_E_INVAL);
+    assert_non_null(strstr(err.msg, "needs the platform's store"));
+    assert_non_null(strstr(err.msg, "<config>:1:"));
+    audit_open(f);
+    c.st = f->st;
+    c.config_text = "sources: [{type: audit, from: middle}]\nsinks: []\n";
+    assert_null(tel_engine_start(&c, &err));
+    assert_non_null(strstr(err.msg, "from must be beginning or end"));
+    c.config_text = "sources: [{type: audit, poll: 5}]\nsinks: []\n";
+    assert_null(tel_engine_start(&c, &err));
+    assert_non_null(strstr(err.msg, "poll"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +580,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_syslog_refuses_remote_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_platform_tap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_source_enables_ingest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_follows_the_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_checkpoint_resumes_without_duplicates, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_audit_from_beginning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_needs_a_store, setup, teardown),
     };
     return cmocka_run_group_tests_name("telemetry sources", tests, NULL, NULL);
 }
