@@ -1,5 +1,7 @@
 // Browser test for the Paved portal: sign in, search, filter, open a service page, create a
-// service from a template and follow its first pipeline run to the end.
+// service from a template and follow its first pipeline run to the end, read the cost page's
+// charts and budgets (the demo's billing samples), and see a refused API token become a
+// security alert that is acknowledged through its form.
 //
 // Needs a running `pave server --demo` (tests/browser/run.sh starts one) and:
 //   PAVE_URL    base URL, e.g. http://127.0.0.1:8123
@@ -181,6 +183,44 @@ test('create a service from a template and follow its first run', async () => {
 
     mkdirSync(dirname(runScreenshot), { recursive: true });
     await page.screenshot({ path: runScreenshot, fullPage: true });
+});
+
+test('the cost page charts the demo bills and shows the over-budget team', async () => {
+    await page.goto(`${baseURL}/catalog`);
+    await Promise.all([page.waitForURL(/\/cost$/), page.click('nav a[href="/cost"]')]);
+    assert.equal(await page.locator('header nav a[aria-current=page]').getAttribute('href'), '/cost');
+    // The demo imported the billing samples: a team chart with bars, a trend chart, budgets.
+    assert.ok((await page.locator('#team-chart rect').count()) >= 2, 'team bars');
+    assert.ok((await page.locator('#trend-chart').count()) === 1, 'trend chart');
+    assert.match(await page.textContent('#team-table'), /payments/);
+    assert.match(await page.textContent('#budget-table'), /payments[\s\S]*over budget/);
+    assert.match(await page.textContent('#assumptions'), /discount/i);
+    assert.match(await page.getAttribute('#export-csv', 'href'), /^\/cost\.csv/);
+});
+
+test('a refused API token becomes an alert on the security page', async () => {
+    const r = await fetch(`${baseURL}/api/v1/services`, {
+        headers: { Authorization: 'Bearer pave_not_a_real_token' },
+    });
+    assert.equal(r.status, 401);
+    // The platform's own log goes through the pipeline's detections; reload until it shows.
+    let rows = 0;
+    for (let i = 0; i < 40 && rows === 0; i++) {
+        await page.goto(`${baseURL}/security`);
+        rows = await page.locator('tr.alert-row', { hasText: 'Platform refused a token' }).count();
+        if (rows === 0) await page.waitForTimeout(250);
+    }
+    assert.equal(rows, 1, 'one alert for the refused token');
+    assert.equal(await page.locator('header nav a[aria-current=page]').getAttribute('href'), '/security');
+    const link = page.locator('tr.alert-row', { hasText: 'Platform refused a token' }).locator('a').first();
+    const href = await link.getAttribute('href');
+    await Promise.all([page.waitForURL(new RegExp(`${href}$`)), link.click()]);
+    assert.match(await page.textContent('#events'), /token refused/);
+    // Acknowledge it with a comment: the form posts with the session's CSRF token.
+    await page.fill('#ack-comment', 'looking at it');
+    await Promise.all([page.waitForURL(new RegExp(`${href}$`)), page.click('#ack-form button[type=submit]')]);
+    assert.match(await page.textContent('h1 span.state'), /acknowledged/);
+    assert.match(await page.textContent('#trail'), /security\.alert\.ack/);
 });
 
 test('sign out ends the session', async () => {
