@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -624,6 +626,45 @@ static size_t online_cpus(void)
     return n > 0 ? (size_t)n : 1;
 }
 
+/* A mapped file that another process truncates while we read it raises SIGBUS on the pages
+ * past its new end. A thread reading the map sets scan_jmp first; the handler jumps back there,
+ * and that read fails with an error instead of killing the process. A SIGBUS anywhere else
+ * restores the previous disposition and returns, so the faulting access repeats and is
+ * handled as it would have been without us. */
+static _Thread_local sigjmp_buf *scan_jmp;
+static struct sigaction prev_bus;
+static pthread_mutex_t bus_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)si;
+    (void)uc;
+    if (scan_jmp)
+        siglongjmp(*scan_jmp, 1);
+    sigaction(SIGBUS, &prev_bus, NULL);
+}
+
+/* Installs on_sigbus unless it is already the handler (someone may have replaced it since the
+ * last scan), keeping the one it replaces. */
+static void install_bus_handler(void)
+{
+    struct sigaction cur, sa;
+    pthread_mutex_lock(&bus_mu);
+    if (sigaction(SIGBUS, NULL, &cur) == 0 &&
+        !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_sigbus)) {
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = on_sigbus;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGBUS, &sa, &prev_bus);
+    }
+    pthread_mutex_unlock(&bus_mu);
+}
+
+#define SCAN_SHRUNK "the file shrank while it was being read (truncated or replaced by another " \
+                    "process?); read it again once it is complete"
+
 static int read_header_mapped(struct cloud_scan *s, struct core_err *err)
 {
     struct rd r;
@@ -728,7 +769,20 @@ struct cloud_scan *cloud_scan_open(const char *path, const struct cloud_scan_opt
     }
     if (!s->mapped)
         s->size = fstat(s->fd, &sb) == 0 && S_ISREG(sb.st_mode) ? (size_t)sb.st_size : 0;
-    rc = s->mapped ? read_header_mapped(s, err) : read_header_stream(s, err);
+    if (s->mapped) {
+        install_bus_handler();
+        sigjmp_buf jb;
+        if (sigsetjmp(jb, 0)) {
+            scan_jmp = NULL;
+            rc = core_err_set(err, CORE_E_IO, "'%s': %s", path, SCAN_SHRUNK);
+            goto fail;
+        }
+        scan_jmp = &jb;
+        rc = read_header_mapped(s, err);
+        scan_jmp = NULL;
+    } else {
+        rc = read_header_stream(s, err);
+    }
     if (rc)
         goto fail;
     s->fast_ok = s->keys_only && map_fast_ok(&s->map);
@@ -1127,7 +1181,18 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct cloud_scan *s = w->s;
-    if (s->mapped) {
+    sigjmp_buf jb;
+    if (s->mapped && sigsetjmp(jb, 0)) {
+        scan_jmp = NULL;
+        w->rc = CORE_E_IO;
+        w->fail_line = -1;
+        snprintf(w->msg, sizeof(w->msg), "%s", SCAN_SHRUNK);
+        pthread_mutex_lock(&s->mu);
+        w->counted = true; /* later workers wait for this range's quote count */
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    } else if (s->mapped) {
+        scan_jmp = &jb;
         int last = s->nw - 1;
         if (w->idx < last) {
             for (size_t a = w->o_start; a < w->o_end; a += DROP_EVERY) {
@@ -1149,6 +1214,7 @@ static void *worker_main(void *arg)
         w->start = w->idx == 0 ? s->data : find_start(s, w->o_start, parity);
         w->stop = w->idx == last ? s->size : find_start(s, w->o_end, parity + w->quotes);
         scan_range(w);
+        scan_jmp = NULL;
     } else {
         scan_stream(w);
     }

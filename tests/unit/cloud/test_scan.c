@@ -481,6 +481,40 @@ static void test_open_errors(void **state)
     unlink(tmp_path);
 }
 
+/* A file truncated by another process after it was opened (and mapped): the scan reports it
+ * (CORE_E_IO, "shrank") instead of dying of SIGBUS, for every thread count. */
+static void test_truncated_while_scanning(void **state)
+{
+    (void)state;
+    static const char hdr[] = "BillingPeriodStart,ChargePeriodStart,BilledCost,BillingAccountId,"
+                              "Tags\n";
+    static const char row[] = "2024-10-01,2024-10-02,1.5,A,\"{\"\"team\"\": \"\"payments\"\"}\"\n";
+    size_t n = 200000, len = strlen(hdr) + n * strlen(row);
+    char *text = malloc(len + 1);
+    assert_non_null(text);
+    char *p = text;
+    p += sprintf(p, "%s", hdr);
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s", row);
+    for (int threads = 1; threads <= 3; threads++) {
+        write_tmp(text, len);
+        struct cloud_scan_opts o = {.threads = threads, .min_range = 1};
+        struct core_err err = {0};
+        struct cloud_scan *s = cloud_scan_open(tmp_path, &o, &err);
+        assert_non_null(s);
+        assert_int_equal(truncate(tmp_path, 4096), 0); /* the workers have not started yet */
+        struct cloud_scan_batch b;
+        int rc;
+        while ((rc = cloud_scan_next(s, &b, &err)) == 1)
+            ;
+        assert_int_equal(rc, CORE_E_IO);
+        assert_non_null(strstr(err.msg, "shrank while it was being read"));
+        cloud_scan_free(s);
+        unlink(tmp_path);
+    }
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -493,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_group_threads_agree),
         cmocka_unit_test(test_import_threads_agree),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_truncated_while_scanning),
     };
     return cmocka_run_group_tests_name("cloud_scan", tests, NULL, NULL);
 }
