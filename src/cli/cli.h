@@ -55,6 +55,11 @@ int cli_api(struct cli_ctx *ctx, const char *method, const char *path, const cha
  * failure is reported as out of memory (CLI_FAIL). */
 int cli_api_json(struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
                  json_t **out);
+/* POSTs {"comment": comment} ({} when comment is NULL) to path, the verb URL of a state change
+ * (".../ID/ack", ".../ID/approve"), and prints the reply: the object with -o json|yaml, else
+ * "<what> <id> <state>". returns: CLI_OK or the cli_api() error. */
+int cli_post_state_change(struct cli_ctx *ctx, const char *path, const char *comment,
+                          const char *what, long long id);
 /* Opens the store for commands that work on it directly, without a server (pave cost, pave
  * org): store_url when given, else sqlite:DATA_DIR/pave.db (DATA_DIR is created). Prints the
  * error. returns: CLI_OK or CLI_FAIL. */

@@ -299,3 +299,19 @@ int cli_open_store(const char *data_dir, const char *store_url, struct store **s
     }
     return CLI_OK;
 }
+
+int cli_post_state_change(struct cli_ctx *ctx, const char *path, const char *comment,
+                          const char *what, long long id)
+{
+    json_t *body = comment ? json_pack("{s:s}", "comment", comment) : json_object();
+    json_t *resp = NULL;
+    int rc = body ? cli_api_json(ctx, "POST", path, body, &resp) : CLI_FAIL;
+    if (rc)
+        return rc;
+    if (ctx->format != CLI_TABLE)
+        cli_print_object(ctx, resp);
+    else
+        printf("%s %lld %s\n", what, id, json_string_value(json_object_get(resp, "state")));
+    json_decref(resp);
+    return CLI_OK;
+}

@@ -252,17 +252,7 @@ static int alerts_move(struct cli_ctx *ctx, const char *verb, int argc, char **a
     }
     char path[112];
     snprintf(path, sizeof(path), "/api/v1/security/alerts/%lld/%s", id, verb);
-    json_t *body = comment ? json_pack("{s:s}", "comment", comment) : json_object();
-    json_t *resp = NULL;
-    rc = body ? cli_api_json(ctx, "POST", path, body, &resp) : CLI_FAIL;
-    if (rc)
-        return rc;
-    if (ctx->format != CLI_TABLE)
-        cli_print_object(ctx, resp);
-    else
-        printf("alert %lld %s\n", id, json_string_value(json_object_get(resp, "state")));
-    json_decref(resp);
-    return CLI_OK;
+    return cli_post_state_change(ctx, path, comment, "alert", id);
 }
 
 static int cmd_alerts(struct cli_ctx *ctx, int argc, char **argv)
