@@ -75,6 +75,7 @@ int cli_cmd_agent(struct cli_ctx *ctx, int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     struct tel_engine_config cfg = {.data_dir = data_dir, .config_path = config, .cat = cat,
+                                    .tune_malloc = true,
                                     .workers = (int)nw};
     if (!(e = tel_engine_start(&cfg, &err))) {
         cli_error("%s", err.msg);

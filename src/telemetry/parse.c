@@ -319,11 +319,13 @@ void tel_pctx_init(struct tel_pctx *c, const struct tel_origin *origin, struct c
     c->have = 0;
 }
 
-void tel_pctx_add(struct tel_pctx *c, const char *k, uint32_t kl, const char *v, uint32_t vl,
-                  enum tel_vtype t)
+/* tel_pctx_add with the TEL_PLAIN_* bits of k and v. */
+static void pctx_add(struct tel_pctx *c, const char *k, uint32_t kl, const char *v, uint32_t vl,
+                     enum tel_vtype t, uint8_t plain)
 {
     struct tel_kv *kv;
     if (__builtin_expect(tel_has_nul(k, kl), 0)) {
+        plain &= (uint8_t)~TEL_PLAIN_KEY;
         /* NUL is legal JSON but refused in keys by many decoders: U+FFFD instead */
         size_t nul = 0;
         for (uint32_t i = 0; i < kl; i++)
@@ -362,6 +364,13 @@ void tel_pctx_add(struct tel_pctx *c, const char *k, uint32_t kl, const char *v,
     kv->val = v;
     kv->vlen = vl;
     kv->type = t;
+    kv->plain = plain;
+}
+
+void tel_pctx_add(struct tel_pctx *c, const char *k, uint32_t kl, const char *v, uint32_t vl,
+                  enum tel_vtype t)
+{
+    pctx_add(c, k, kl, v, vl, t, 0);
 }
 
 static void fold_overflow(struct tel_pctx *c, struct tel_kv *dst)
@@ -416,6 +425,7 @@ void tel_pctx_finish(struct tel_pctx *c)
         struct tel_kv *ov = &a[c->nkv];
         ov->key = "attributes.overflow";
         ov->klen = sizeof("attributes.overflow") - 1;
+        ov->plain = 0;
         fold_overflow(c, ov);
     }
     rec->attrs = a;
@@ -533,7 +543,8 @@ static bool set_res(struct tel_pctx *c, const char **field, const char *v, size_
 }
 
 /* Maps one well-known key. returns: false when the value does not fit (it stays an attribute). */
-static bool map_field(struct tel_pctx *c, enum fkey k, const char *v, uint32_t n, enum tel_vtype t)
+static bool map_field(struct tel_pctx *c, enum fkey k, const char *v, uint32_t n, enum tel_vtype t,
+                      uint8_t plain)
 {
     struct tel_record *rec = c->rec;
     int64_t ns;
@@ -582,6 +593,7 @@ static bool map_field(struct tel_pctx *c, enum fkey k, const char *v, uint32_t n
             n--;
         rec->body = v;
         rec->body_len = n;
+        rec->body_plain = (plain & TEL_PLAIN_VAL) != 0;
         c->have |= HAVE_BODY;
         return true;
     case K_TRACE:
@@ -618,17 +630,18 @@ static bool map_field(struct tel_pctx *c, enum fkey k, const char *v, uint32_t n
 
 enum pmode { PM_TOP = 0, PM_ATTRS, PM_RESOURCE };
 
+/* plain: TEL_PLAIN_* bits of k and v (see struct tel_kv). */
 static void apply(struct tel_pctx *c, enum pmode mode, const char *k, uint32_t kl, const char *v,
-                  uint32_t vl, enum tel_vtype t)
+                  uint32_t vl, enum tel_vtype t, uint8_t plain)
 {
     if (mode != PM_ATTRS) {
         enum fkey f = classify(k, kl);
         if (mode == PM_RESOURCE && (f < K_SERVICE || f > K_HOST))
             f = K_NONE;
-        if (f != K_NONE && map_field(c, f, v, vl, t))
+        if (f != K_NONE && map_field(c, f, v, vl, t, plain))
             return;
     }
-    tel_pctx_add(c, k, kl, v, vl, t);
+    pctx_add(c, k, kl, v, vl, t, plain);
 }
 
 /* ---- the JSON scanner ----------------------------------------------------------------------- */
@@ -1100,6 +1113,9 @@ static bool parse_members(struct tel_pctx *c, const char **pp, const char *end, 
         enum tel_vtype t;
         if (!k)
             return false;
+        /* what the encoder may copy as is: a string without escapes or invalid UTF-8 (control
+         * bytes fail the scan), a number or a literal */
+        uint8_t plain = (uint8_t)((ks.plain ? TEL_PLAIN_KEY : 0) | TEL_PLAIN_VAL);
         char ch = *p;
         if (ch == '"') {
             p++;
@@ -1109,6 +1125,8 @@ static bool parse_members(struct tel_pctx *c, const char **pp, const char *end, 
             if (!v)
                 return false;
             t = TEL_V_STR;
+            if (!vs.plain)
+                plain &= (uint8_t)~TEL_PLAIN_VAL;
         } else if (ch == '{' || ch == '[') {
             if (ch == '{' && mode == PM_TOP) {
                 enum fkey f = classify(k, kl);
@@ -1154,7 +1172,7 @@ static bool parse_members(struct tel_pctx *c, const char **pp, const char *end, 
             v = start;
             vl = (uint32_t)(p - start);
         }
-        apply(c, mode, k, kl, v, vl, t);
+        apply(c, mode, k, kl, v, vl, t, plain);
     next:
         p = skip_ws(p, end);
         if (p < end && *p == ',') {
@@ -1306,7 +1324,7 @@ bool tel_pctx_logfmt(struct tel_pctx *c, const char *s, size_t n)
                 v = tel_utf8_clean(c->arena, vs, rl, &vl);
             }
         }
-        apply(c, PM_TOP, key, kl, v, vl, t);
+        apply(c, PM_TOP, key, kl, v, vl, t, 0);
         while (p < end && (*p == ' ' || *p == '\t'))
             p++;
     }

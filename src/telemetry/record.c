@@ -5,7 +5,8 @@
  *
  * Key names and order follow the platform's own log (src/core/log.c). The output is always
  * valid JSON: strings are escaped here (invalid UTF-8 becomes \ufffd even if a record was built
- * by hand), numbers and nested JSON are copied as the parser validated them. The writer
+ * by hand), except those the parser marked as needing no escape (TEL_PLAIN_*, body_plain);
+ * numbers and nested JSON are copied as the parser validated them. The writer
  * reserves the worst case once and then writes with a pointer, so a record costs one capacity
  * check rather than one per piece. */
 #include "telemetry/telemetry_parse.h"
@@ -173,6 +174,16 @@ static char *put_str(char *p, const char *s, size_t n)
     return p;
 }
 
+/* put_str of a string known to need no escaping (TEL_PLAIN_*): copied as is. */
+static char *put_plain(char *p, const char *s, size_t n)
+{
+    *p++ = '"';
+    memcpy(p, s, n);
+    p += n;
+    *p++ = '"';
+    return p;
+}
+
 /* Keys: as strings, except that NUL (legal in JSON, refused in keys by many decoders, jansson
  * among them) becomes \ufffd. */
 static char *put_key(char *p, const char *s, size_t n)
@@ -239,16 +250,27 @@ static char *write_rec(const struct tel_record *rec, char *p, const struct res_f
         *p++ = (char)('0' + rec->severity % 10);
     }
     p = LIT(p, ",\"body\":");
-    p = put_str(p, rec->body ? rec->body : "", rec->body ? rec->body_len : 0);
+    if (rec->body && rec->body_plain)
+        p = put_plain(p, rec->body, rec->body_len);
+    else
+        p = put_str(p, rec->body ? rec->body : "", rec->body ? rec->body_len : 0);
     p = LIT(p, ",\"attributes\":{");
     for (uint32_t i = 0; i < rec->nattrs; i++) {
         const struct tel_kv *kv = &rec->attrs[i];
         if (i)
             *p++ = ',';
-        p = put_key(p, kv->key, kv->klen);
+        if (kv->plain & TEL_PLAIN_KEY)
+            p = put_plain(p, kv->key, kv->klen);
+        else
+            p = put_key(p, kv->key, kv->klen);
         *p++ = ':';
         switch (kv->type) {
-        case TEL_V_STR: p = put_str(p, kv->val, kv->vlen); break;
+        case TEL_V_STR:
+            if (kv->plain & TEL_PLAIN_VAL)
+                p = put_plain(p, kv->val, kv->vlen);
+            else
+                p = put_str(p, kv->val, kv->vlen);
+            break;
         case TEL_V_NUM:
         case TEL_V_JSON:
             if (kv->vlen) {

@@ -583,10 +583,15 @@ int tel_redact(const struct tel_redactor *r, struct tel_record *rec, struct core
         if (rec->body_len) {
             rec->body = r->replacement;
             rec->body_len = (uint32_t)r->replen;
+            rec->body_plain = false;
             count++;
         }
     } else {
+        const char *was = rec->body;
+        uint32_t was_len = rec->body_len;
         count += redact_text(r, md, &rec->body, &rec->body_len, arena);
+        if (rec->body != was || rec->body_len != was_len)
+            rec->body_plain = false; /* the new text is not known to be plain */
     }
     for (uint32_t i = 0; i < rec->nattrs; i++) {
         struct tel_kv *kv = &rec->attrs[i];
@@ -597,16 +602,22 @@ int tel_redact(const struct tel_redactor *r, struct tel_record *rec, struct core
             !(kv->vlen == strlen(rep) && memcmp(kv->val, rep, kv->vlen) == 0)) {
             kv->val = rep;
             kv->vlen = (uint32_t)strlen(rep);
+            kv->plain &= (uint8_t)~TEL_PLAIN_VAL;
             count++;
             continue;
         }
         if (r->ncodes && !md) {
             kv->val = r->replacement;
             kv->vlen = (uint32_t)r->replen;
+            kv->plain &= (uint8_t)~TEL_PLAIN_VAL;
             count++;
             continue;
         }
+        const char *was = kv->val;
+        uint32_t was_len = kv->vlen;
         count += redact_text(r, md, &kv->val, &kv->vlen, arena);
+        if (kv->val != was || kv->vlen != was_len)
+            kv->plain &= (uint8_t)~TEL_PLAIN_VAL;
     }
     if (md)
         md_put(mr, md);

@@ -57,7 +57,13 @@ struct tel_kv {
     uint32_t vlen;
     const char *val;
     enum tel_vtype type;
+    /* TEL_PLAIN_* bits: key or val is known to be valid UTF-8 with nothing JSON escapes, so
+     * the encoder copies it as is. Set by the JSON parser; whoever changes key or val clears
+     * the bit (0, what initializers leave, is always safe). */
+    uint8_t plain;
 };
+
+enum { TEL_PLAIN_KEY = 1, TEL_PLAIN_VAL = 2 };
 
 /* OpenTelemetry SeverityNumber ranges: TRACE 1-4, DEBUG 5-8, INFO 9-12, WARN 13-16,
  * ERROR 17-20, FATAL 21-24; 0 = unspecified. */
@@ -105,6 +111,7 @@ struct tel_record {
     char span_id[17];    /* 16 lowercase hex or "" */
     uint8_t format;      /* TEL_FMT_*: what the parser recognized */
     bool redacted;       /* the redact transform changed something */
+    bool body_plain;     /* body needs no JSON escaping (as TEL_PLAIN_VAL; cleared on change) */
 };
 
 enum { TEL_FMT_PLAIN = 1, TEL_FMT_JSON, TEL_FMT_LOGFMT, TEL_FMT_SYSLOG5424, TEL_FMT_SYSLOG3164 };
@@ -166,6 +173,9 @@ struct tel_engine_config {
                                * start without one); may be NULL. Borrowed: must outlive the
                                * engine. With a store the defaults add {type: audit}. */
     int workers;              /* transform threads; 0: number of cores (at most 4) */
+    bool tune_malloc;         /* keep batch-sized blocks in glibc's heaps (mallopt, once per
+                               * process): fewer page faults, more memory kept. For a process
+                               * that is mostly the pipeline (`pave agent`), not the server. */
 };
 
 /* Builds every component the config names and starts them. returns: owned by caller

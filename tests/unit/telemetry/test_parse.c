@@ -331,6 +331,39 @@ static void json_escapes_are_decoded_and_reencoded(void **state)
     assert_ptr_equal(rec.body, l2 + 8);
 }
 
+/* The parser marks what the encoder may copy without escaping (TEL_PLAIN_*): strings without
+ * escapes or invalid UTF-8, numbers and literals; everything else is escaped as before. */
+static void plain_strings_are_marked_for_the_encoder(void **state)
+{
+    struct tel_record rec;
+    const char *line = "{\"msg\":\"caf\xc3\xa9 ok\",\"a\":\"x\",\"b\\u0041\":\"y\\n\",\"c\":\"\xff\","
+                       "\"n\":12,\"t\":true,\"o\":{\"k\":1}}";
+    json_t *j = runs(line, &rec);
+    assert_true(rec.body_plain);
+    assert_string_equal(jstr(j, "body", NULL), "caf\xc3\xa9 ok");
+    assert_int_equal(rec.nattrs, 6);
+    assert_int_equal(rec.attrs[0].plain, TEL_PLAIN_KEY | TEL_PLAIN_VAL); /* a */
+    assert_int_equal(rec.attrs[1].plain, 0);                             /* bA: both escaped */
+    assert_int_equal(rec.attrs[2].plain, TEL_PLAIN_KEY);                 /* c: invalid UTF-8 */
+    assert_int_equal(rec.attrs[3].plain, TEL_PLAIN_KEY | TEL_PLAIN_VAL); /* n */
+    assert_int_equal(rec.attrs[4].plain, TEL_PLAIN_KEY | TEL_PLAIN_VAL); /* t */
+    assert_string_equal(jstr(j, "attributes", "bA"), "y\n");
+    assert_string_equal(jstr(j, "attributes", "c"), "\xef\xbf\xbd");
+    json_decref(j);
+    /* an escaped body, logfmt and plain text are never marked */
+    j = runs("{\"msg\":\"a\\tb\"}", &rec);
+    assert_false(rec.body_plain);
+    json_decref(j);
+    j = runs("a=1 b=\"two words\"", &rec);
+    assert_false(rec.body_plain);
+    for (uint32_t i = 0; i < rec.nattrs; i++)
+        assert_int_equal(rec.attrs[i].plain, 0);
+    json_decref(j);
+    j = runs("just text", &rec);
+    assert_false(rec.body_plain);
+    json_decref(j);
+}
+
 static void invalid_utf8_becomes_replacement_char(void **state)
 {
     struct tel_record rec;
@@ -810,6 +843,7 @@ int main(void)
         cmocka_unit_test(json_level_notations),
         cmocka_unit_test(json_nested_values_kept_compact),
         cmocka_unit_test(json_escapes_are_decoded_and_reencoded),
+        cmocka_unit_test(plain_strings_are_marked_for_the_encoder),
         cmocka_unit_test(invalid_utf8_becomes_replacement_char),
         cmocka_unit_test(nul_bytes_are_kept_in_a_plain_body),
         cmocka_unit_test(one_mib_lines),

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,38 @@ static void attributes_are_redacted_body_too(void **state)
     tel_redactor_free(r);
 }
 
+/* Text the redactor rewrote loses the parser's "needs no escaping" marks: a replacement with
+ * a quote, a backslash and a newline still comes out as valid, escaped JSON. */
+static void rewritten_text_is_escaped_again(void **state)
+{
+    const char *pats[] = {"secret[0-9]+"};
+    struct tel_redact_config cfg = {.emails = true, .patterns = pats, .npatterns = 1,
+                                    .replacement = "<\"x\\y\n>"};
+    struct tel_redactor *r = tel_redactor_new(&cfg, NULL);
+    assert_non_null(r);
+    struct tel_record rec;
+    const char *line = "{\"msg\":\"got secret42\",\"k\":\"secret7 and more\",\"p\":\"plain\"}";
+    tel_parse_line(line, strlen(line), NULL, &arena, &rec);
+    assert_true(rec.body_plain);
+    assert_true(tel_redact(r, &rec, &arena) >= 2);
+    assert_false(rec.body_plain);
+    assert_int_equal(rec.attrs[0].plain, TEL_PLAIN_KEY);
+    assert_int_equal(rec.attrs[1].plain, TEL_PLAIN_KEY | TEL_PLAIN_VAL); /* untouched */
+    struct core_buf b;
+    core_buf_init(&b, 0);
+    assert_int_equal(tel_record_write_json(&rec, &b), 0);
+    json_error_t e;
+    json_t *j = json_loadb(b.data, b.len, 0, &e);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "body")), "got <\"x\\y\n>");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "attributes"),
+                                                          "k")),
+                        "<\"x\\y\n> and more");
+    json_decref(j);
+    core_buf_release(&b);
+    tel_redactor_free(r);
+}
+
 static void detectors_can_be_switched_off(void **state)
 {
     struct tel_redact_config cfg = {.emails = false, .cards = true, .bearer = false};
@@ -236,6 +269,7 @@ int main(void)
         cmocka_unit_test(attributes_are_redacted_body_too),
         cmocka_unit_test(detectors_can_be_switched_off),
         cmocka_unit_test(configured_patterns),
+        cmocka_unit_test(rewritten_text_is_escaped_again),
         cmocka_unit_test(bad_pattern_is_an_error_with_offset),
         cmocka_unit_test(catastrophic_pattern_is_bounded),
         cmocka_unit_test(shared_by_threads_in_principle),
