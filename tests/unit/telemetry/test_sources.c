@@ -225,6 +225,71 @@ static void test_file_checkpoint_resumes_without_duplicates(void **state)
     assert_int_equal(out_count(f, "ck-4"), 1);
 }
 
+/* Lines that straddle the source's reads (256 KiB), and one line longer than a read, arrive
+ * whole, once and in order (the unfinished line of a read is carried over to the next one).
+ * After a clean stop the checkpoint is at the file's end. */
+static void test_file_lines_across_reads(void **state)
+{
+    struct fx *f = *state;
+    char log[300], ck[300];
+    snprintf(log, sizeof(log), "%s/app.log", f->dir);
+    snprintf(ck, sizeof(ck), "%s/telemetry/checkpoints/app.json", f->dir);
+    enum { LINES = 4000, LONG_AT = 1500, LONG_LEN = 300000 };
+    char *big = malloc(LONG_LEN + 64);
+    assert_non_null(big);
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    long long size = 0;
+    for (int i = 0; i < LINES; i++) {
+        char line[400];
+        /* lengths vary so line ends fall everywhere relative to the reads */
+        int n = snprintf(line, sizeof(line), "line-%05d-%.*s\n", i, 50 + (i * 37) % 300,
+                         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        assert_int_equal(write(fd, line, (size_t)n), n);
+        size += n;
+        if (i == LONG_AT) {
+            int h = snprintf(big, 64, "long-line-");
+            memset(big + h, 'y', LONG_LEN - (size_t)h - 1);
+            big[LONG_LEN - 1] = '\n';
+            assert_int_equal(write(fd, big, LONG_LEN), LONG_LEN);
+            size += LONG_LEN;
+        }
+    }
+    close(fd);
+    f->e = start(f, file_src);
+    assert_true(wait_for(f, "\"body\":\"line-", LINES));
+    flush(f);
+    char *t = slurp(f->out);
+    const char *p = t;
+    for (int i = 0; i < LINES; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "\"body\":\"line-%05d-x", i);
+        const char *at = strstr(p, want);
+        assert_non_null(at);
+        p = at + 1; /* in order */
+        assert_null(strstr(p, want));
+        const char *end = strchr(at + 8, '"');
+        assert_non_null(end);
+        assert_int_equal(end - (at + 8), 11 + 50 + (i * 37) % 300);
+    }
+    const char *lg = strstr(t, "\"body\":\"long-line-");
+    assert_non_null(lg);
+    assert_int_equal(strchr(lg + 8, '"') - (lg + 8), LONG_LEN - 1);
+    assert_int_equal(count(t, "long-line-"), 1);
+    core_free(t);
+    free(big);
+    tel_engine_stop(f->e, 5000);
+    f->e = NULL;
+    char *c = slurp(ck), want[64];
+    snprintf(want, sizeof(want), "\"offset\":%lld", size);
+    assert_non_null(strstr(c, want));
+    core_free(c);
+}
+
 static void test_file_read_from_end_and_glob(void **state)
 {
     struct fx *f = *state;
@@ -571,6 +636,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_file_checkpoint_resumes_without_duplicates, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_file_lines_across_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_read_from_end_and_glob, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_config_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replicas_origin_from_name_and_spec, setup,
