@@ -340,7 +340,8 @@ static int fast_money(const char *s, int64_t *out)
     int64_t ip = 0, fr = 0;
     int id = 0, fd = 0;
     for (; dig(*p); p++, id++)
-        ip = ip * 10 + (*p - '0');
+        if (id < 6) /* a longer integer part goes to the slow path: no overflow here */
+            ip = ip * 10 + (*p - '0');
     if (id == 0 || id > 6)
         return cloud_parse_money(s, out);
     if (*p == '.') {

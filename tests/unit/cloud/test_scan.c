@@ -351,6 +351,8 @@ static void test_fast_path_equals_slow(void **state)
         "2024-02-30,2024-02-29 12:00,1,1,USD,A,\"env: prod, team: z\",x\n",
         "202410,10/05/2024,1,1,USD,A,\"{\"\"team\"\":[1]}\",x\n",
         "2024-10-01,2024-10-02,99999999999,1,USD,A,\"{}\",x\n",
+        /* an integer part long enough to overflow int64 if accumulated (fuzzer finding) */
+        "2024-10-01,2024-10-02,18888888888888888888,-18888888888888888888.5,USD,A,\"{}\",x\n",
         "2024-10-01,2024-10-02,0.1234567891,1,USD,A,\"{\"\"a\"\":{\"\"b\"\":1}}"
         "\",x\n",
     };
