@@ -368,16 +368,29 @@ static int spawn_haproxy(struct ingress *ing, struct core_err *err)
     return core_file_write_atomic(ing->master_pid_file, line, (size_t)n, 0600, err);
 }
 
+/* Waits until the worker answering the admin socket is not not_pid. After a reload the old
+ * worker keeps its copy of the socket until the master tells it to stop, so for a moment either
+ * worker may answer: a reload waits until the old worker is gone or the new one has answered
+ * RELOAD_SETTLE_ANSWERS times in a row, so Runtime API commands that follow reach the worker
+ * that stays. */
+#define RELOAD_SETTLE_ANSWERS 5
 static int wait_ready(struct ingress *ing, long not_pid, struct core_err *err)
 {
     int64_t deadline = core_now_ms() + (not_pid ? RELOAD_TIMEOUT_MS : READY_TIMEOUT_MS);
     struct core_err last = {0};
+    int answers = 0;
     while (core_now_ms() < deadline) {
         if (!master_alive(ing))
             return core_err_set(err, CORE_E_IO, "haproxy exited; see '%s'", ing->log_path);
         long pid = 0;
-        if (worker_pid(ing, &pid, &last) == 0 && pid != not_pid)
-            return 0;
+        if (worker_pid(ing, &pid, &last) == 0 && pid != not_pid) {
+            if (!not_pid || ++answers >= RELOAD_SETTLE_ANSWERS ||
+                (kill((pid_t)not_pid, 0) != 0 && errno == ESRCH))
+                return 0;
+            usleep(20 * 1000);
+            continue;
+        }
+        answers = 0;
         usleep(50 * 1000);
     }
     return core_err_set(err, CORE_E_IO, "haproxy not ready in time (%s); see '%s'", last.msg,
