@@ -76,6 +76,14 @@ static bool digits(const char *s, int n, int *out)
     return true;
 }
 
+/* The date and time of day of the last timestamp this thread parsed: lines of one source
+ * mostly share their second with the one before. */
+static _Thread_local struct {
+    bool valid;
+    char text[19];
+    int64_t secs; /* before the zone offset */
+} civil_memo;
+
 bool tel_time_rfc3339(const char *s, size_t n, int64_t *ns, size_t *used)
 {
     int y, mo, d, h, mi, se;
@@ -83,11 +91,21 @@ bool tel_time_rfc3339(const char *s, size_t n, int64_t *ns, size_t *used)
         return false;
     if (s[10] != 'T' && s[10] != 't' && s[10] != ' ')
         return false;
-    if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
-        !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
-        return false;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
-        return false;
+    int64_t civil;
+    if (civil_memo.valid && memcmp(civil_memo.text, s, 19) == 0) {
+        civil = civil_memo.secs;
+    } else {
+        if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
+            !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
+            return false;
+        if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+            return false;
+        civil = tel_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
+                se;
+        memcpy(civil_memo.text, s, 19);
+        civil_memo.secs = civil;
+        civil_memo.valid = true;
+    }
     size_t i = 19;
     int64_t frac = 0;
     if (i + 1 < n && (s[i] == '.' || s[i] == ',') && is_digit(s[i + 1])) {
@@ -119,8 +137,7 @@ bool tel_time_rfc3339(const char *s, size_t n, int64_t *ns, size_t *used)
         off = (oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
         i = j;
     }
-    int64_t secs = tel_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
-                   se - off;
+    int64_t secs = civil - off;
     /* int64 nanoseconds reach from 1677 to 2262 */
     if (__builtin_mul_overflow(secs, (int64_t)1000000000, ns) ||
         __builtin_add_overflow(*ns, frac, ns))
@@ -319,46 +336,62 @@ void tel_pctx_init(struct tel_pctx *c, const struct tel_origin *origin, struct c
     c->have = 0;
 }
 
+/* A key holding NUL (legal JSON, refused in keys by many decoders) with U+FFFD instead, in
+ * the arena; NULL without memory. */
+static __attribute__((noinline, cold)) const char *key_without_nul(struct tel_pctx *c,
+                                                                   const char *k, uint32_t *klp)
+{
+    uint32_t kl = *klp;
+    size_t nul = 0;
+    for (uint32_t i = 0; i < kl; i++)
+        nul += k[i] == 0;
+    char *d = core_arena_alloc(c->arena, kl + 2 * nul + 1);
+    if (!d)
+        return NULL;
+    size_t o = 0;
+    for (uint32_t i = 0; i < kl; i++) {
+        if (k[i] == 0) {
+            memcpy(d + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+        } else {
+            d[o++] = k[i];
+        }
+    }
+    *klp = (uint32_t)o;
+    return d;
+}
+
+/* The slot of an attribute past TEL_MAX_ATTRS - 1 (folded into one later); NULL without
+ * memory. */
+static __attribute__((noinline, cold)) struct tel_kv *over_slot(struct tel_pctx *c)
+{
+    struct tel_over *o = core_arena_alloc(c->arena, sizeof(*o));
+    if (!o)
+        return NULL;
+    if (c->over_tail)
+        c->over_tail->next = o;
+    else
+        c->over_head = o;
+    c->over_tail = o;
+    c->nover++;
+    return &o->kv;
+}
+
 /* tel_pctx_add with the TEL_PLAIN_* bits of k and v. */
-static void pctx_add(struct tel_pctx *c, const char *k, uint32_t kl, const char *v, uint32_t vl,
-                     enum tel_vtype t, uint8_t plain)
+static inline void pctx_add(struct tel_pctx *c, const char *k, uint32_t kl, const char *v,
+                            uint32_t vl, enum tel_vtype t, uint8_t plain)
 {
     struct tel_kv *kv;
-    if (__builtin_expect(tel_has_nul(k, kl), 0)) {
+    /* a plain key came out of the JSON scanner, which refuses raw control bytes */
+    if (!(plain & TEL_PLAIN_KEY) && __builtin_expect(tel_has_nul(k, kl), 0)) {
         plain &= (uint8_t)~TEL_PLAIN_KEY;
-        /* NUL is legal JSON but refused in keys by many decoders: U+FFFD instead */
-        size_t nul = 0;
-        for (uint32_t i = 0; i < kl; i++)
-            nul += k[i] == 0;
-        char *d = core_arena_alloc(c->arena, kl + 2 * nul + 1);
-        if (!d)
+        if (!(k = key_without_nul(c, k, &kl)))
             return;
-        size_t o = 0;
-        for (uint32_t i = 0; i < kl; i++) {
-            if (k[i] == 0) {
-                memcpy(d + o, "\xEF\xBF\xBD", 3);
-                o += 3;
-            } else {
-                d[o++] = k[i];
-            }
-        }
-        k = d;
-        kl = (uint32_t)o;
     }
-    if (c->nkv < TEL_MAX_ATTRS - 1) {
+    if (__builtin_expect(c->nkv < TEL_MAX_ATTRS - 1, 1))
         kv = &c->kv[c->nkv++];
-    } else {
-        struct tel_over *o = core_arena_alloc(c->arena, sizeof(*o));
-        if (!o)
-            return;
-        if (c->over_tail)
-            c->over_tail->next = o;
-        else
-            c->over_head = o;
-        c->over_tail = o;
-        c->nover++;
-        kv = &o->kv;
-    }
+    else if (!(kv = over_slot(c)))
+        return;
     kv->key = k;
     kv->klen = kl;
     kv->val = v;
@@ -507,14 +540,43 @@ static inline int hexval(char ch)
     return (int)hexv1[(uint8_t)ch] - 1;
 }
 
-/* Copies want hex digits, lowercased, left-padded with zeros from n (n <= want). */
+#ifdef __SSE2__
+/* 16 hex digits at s, lowercased, to out; false when any is not hex. *zero stays true while
+ * every digit so far is '0'. */
+static inline bool hex16(const char *s, char *out, bool *zero)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i low = _mm_or_si128(x, _mm_set1_epi8(0x20)); /* bytes from 0x80 stay negative */
+    __m128i dig = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('0' - 1)),
+                                _mm_cmplt_epi8(x, _mm_set1_epi8('9' + 1)));
+    __m128i let = _mm_and_si128(_mm_cmpgt_epi8(low, _mm_set1_epi8('a' - 1)),
+                                _mm_cmplt_epi8(low, _mm_set1_epi8('f' + 1)));
+    if (_mm_movemask_epi8(_mm_or_si128(dig, let)) != 0xFFFF)
+        return false;
+    __m128i o = _mm_or_si128(x, _mm_and_si128(let, _mm_set1_epi8(0x20)));
+    _mm_storeu_si128((__m128i *)(void *)out, o);
+    *zero = *zero && _mm_movemask_epi8(_mm_cmpeq_epi8(o, _mm_set1_epi8('0'))) == 0xFFFF;
+    return true;
+}
+#endif
+
+/* Copies want hex digits, lowercased, left-padded with zeros from n (n <= want). An id of
+ * all zeros is invalid (as OpenTelemetry says). */
 static bool hex_id(const char *s, size_t n, char *out, size_t want)
 {
-    static const char digit[16] = "0123456789abcdef";
     if (n != want && !(want == 32 && n == 16))
         return false;
-    int bad = 0, any = 0;
     char tmp[32];
+#ifdef __SSE2__
+    bool zero = true;
+    for (size_t i = 0; i < n; i += 16)
+        if (!hex16(s + i, tmp + i, &zero))
+            return false;
+    if (zero)
+        return false;
+#else
+    static const char digit[16] = "0123456789abcdef";
+    int bad = 0, any = 0;
     for (size_t i = 0; i < n; i++) {
         int v = hexval(s[i]);
         bad |= v; /* negative when any digit is not hex */
@@ -523,6 +585,7 @@ static bool hex_id(const char *s, size_t n, char *out, size_t want)
     }
     if (bad < 0 || any == 0)
         return false;
+#endif
     size_t pad = want - n;
     memset(out, '0', pad);
     memcpy(out + pad, tmp, n);
@@ -631,8 +694,10 @@ static bool map_field(struct tel_pctx *c, enum fkey k, const char *v, uint32_t n
 enum pmode { PM_TOP = 0, PM_ATTRS, PM_RESOURCE };
 
 /* plain: TEL_PLAIN_* bits of k and v (see struct tel_kv). */
-static void apply(struct tel_pctx *c, enum pmode mode, const char *k, uint32_t kl, const char *v,
-                  uint32_t vl, enum tel_vtype t, uint8_t plain)
+static inline __attribute__((always_inline)) void apply(struct tel_pctx *c, enum pmode mode,
+                                                        const char *k, uint32_t kl, const char *v,
+                                                        uint32_t vl, enum tel_vtype t,
+                                                        uint8_t plain)
 {
     if (mode != PM_ATTRS) {
         enum fkey f = classify(k, kl);
@@ -788,6 +853,24 @@ done:
     return true;
 }
 
+/* scan_str for the common string (no escape, control or non-ASCII byte before its closing
+ * quote), inlined at the call sites; anything else takes scan_str from the start. */
+static inline __attribute__((always_inline)) bool scan_str_fast(const char **pp, const char *end,
+                                                                struct sinfo *si)
+{
+    const char *start = *pp, *p = tel_json_plain_run(start, end);
+    if (p < end && *p == '"') {
+        si->raw = start;
+        si->rawlen = (uint32_t)(p - start);
+        si->outlen = si->rawlen;
+        si->plain = true;
+        si->bad = false;
+        *pp = p + 1;
+        return true;
+    }
+    return scan_str(pp, end, si);
+}
+
 /* The value of a scanned string: raw when plain, else decoded into the arena. */
 static const char *str_value(struct tel_pctx *c, const struct sinfo *si, uint32_t *n)
 {
@@ -839,7 +922,8 @@ static const char *str_value(struct tel_pctx *c, const struct sinfo *si, uint32_
 
 static inline const char *skip_ws(const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    while (p < end && (unsigned char)*p <= ' ' &&
+           (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
         p++;
     return p;
 }
@@ -881,8 +965,13 @@ static bool scan_num(const char **pp, const char *end)
  * them. Only long numbers and exponents need a look. */
 static bool num_in_range(const char *s, size_t n)
 {
-    if (n <= 15 && !memchr(s, 'e', n) && !memchr(s, 'E', n))
-        return true;
+    if (n <= 15) { /* 15 digits at most: in range unless there is an exponent */
+        bool exp = false;
+        for (size_t i = 0; i < n; i++)
+            exp |= (s[i] | 0x20) == 'e';
+        if (!exp)
+            return true;
+    }
     size_t i = s[0] == '-';
     long mag = 0;
     bool nonzero = false;
@@ -1099,7 +1188,7 @@ static bool parse_members(struct tel_pctx *c, const char **pp, const char *end, 
         if (p >= end || *p != '"')
             return false;
         p++;
-        if (!scan_str(&p, end, &ks))
+        if (!scan_str_fast(&p, end, &ks))
             return false;
         p = skip_ws(p, end);
         if (p >= end || *p != ':')
@@ -1119,7 +1208,7 @@ static bool parse_members(struct tel_pctx *c, const char **pp, const char *end, 
         char ch = *p;
         if (ch == '"') {
             p++;
-            if (!scan_str(&p, end, &vs))
+            if (!scan_str_fast(&p, end, &vs))
                 return false;
             v = str_value(c, &vs, &vl);
             if (!v)

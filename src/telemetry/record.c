@@ -230,6 +230,72 @@ static size_t res_fields(const struct tel_record *rec, struct res_field f[7])
     return n;
 }
 
+/* The resource objects of the last records this thread wrote, kept while small: the records
+ * of one source share most resource values and rotate through a few services, so the next
+ * record's object is usually one of these. Keys are compared by address (res_fields' literals),
+ * values by content; a miss replaces the oldest entry. */
+#define MEMO_N 8
+#define MEMO_VALS 192
+struct res_memo {
+    size_t nrf, enclen;
+    const char *key[7];
+    size_t vlen[7];
+    char vals[MEMO_VALS];
+    char enc[4 * MEMO_VALS];
+};
+static _Thread_local struct res_memo res_memo[MEMO_N];
+static _Thread_local unsigned res_memo_next;
+
+static bool memo_same(const struct res_memo *m, const struct res_field *rf, size_t nrf)
+{
+    if (m->nrf != nrf || !m->enclen)
+        return false;
+    size_t at = 0;
+    for (size_t i = 0; i < nrf; i++) {
+        if (m->key[i] != rf[i].key || m->vlen[i] != rf[i].vlen ||
+            memcmp(m->vals + at, rf[i].val, rf[i].vlen) != 0)
+            return false;
+        at += rf[i].vlen;
+    }
+    return true;
+}
+
+static char *put_resource(char *p, const struct res_field *rf, size_t nrf)
+{
+    for (unsigned i = 0; i < MEMO_N; i++) {
+        const struct res_memo *m = &res_memo[i];
+        if (memo_same(m, rf, nrf)) {
+            memcpy(p, m->enc, m->enclen);
+            return p + m->enclen;
+        }
+    }
+    char *start = p;
+    size_t total = 0;
+    for (size_t i = 0; i < nrf; i++) {
+        if (i)
+            *p++ = ',';
+        memcpy(p, rf[i].key, rf[i].klen);
+        p += rf[i].klen;
+        p = put_str(p, rf[i].val, rf[i].vlen);
+        total += rf[i].vlen;
+    }
+    struct res_memo *m = &res_memo[res_memo_next++ % MEMO_N];
+    m->enclen = 0;
+    if (total <= MEMO_VALS && (size_t)(p - start) <= sizeof(m->enc)) {
+        size_t at = 0;
+        for (size_t i = 0; i < nrf; i++) {
+            m->key[i] = rf[i].key;
+            m->vlen[i] = rf[i].vlen;
+            memcpy(m->vals + at, rf[i].val, rf[i].vlen);
+            at += rf[i].vlen;
+        }
+        m->nrf = nrf;
+        m->enclen = (size_t)(p - start);
+        memcpy(m->enc, start, m->enclen);
+    }
+    return p;
+}
+
 static char *write_rec(const struct tel_record *rec, char *p, const struct res_field *rf,
                        size_t nrf)
 {
@@ -290,13 +356,7 @@ static char *write_rec(const struct tel_record *rec, char *p, const struct res_f
         }
     }
     p = LIT(p, "},\"resource\":{");
-    for (size_t i = 0; i < nrf; i++) {
-        if (i)
-            *p++ = ',';
-        memcpy(p, rf[i].key, rf[i].klen);
-        p += rf[i].klen;
-        p = put_str(p, rf[i].val, rf[i].vlen);
-    }
+    p = put_resource(p, rf, nrf);
     *p++ = '}';
     if (rec->trace_id[0]) {
         p = LIT(p, ",\"trace_id\":");

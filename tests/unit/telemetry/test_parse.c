@@ -78,6 +78,148 @@ static const char *jstr(json_t *j, const char *path1, const char *path2)
     return json_string_value(v);
 }
 
+/* ---- the hot path's shortcuts: each must agree with the general rule it stands in for ----- */
+
+/* Trace and span ids are checked 16 digits at a time: a bad digit anywhere, or a byte from
+ * 0x80, refuses the id (kept as an attribute); upper case is lowered; all zeros is invalid. */
+static void trace_ids_checked_in_blocks(void **state)
+{
+    (void)state;
+    const char *good = "0123456789ABCDEFabcdef0123456789";
+    struct tel_record rec;
+    char line[256];
+    snprintf(line, sizeof(line), "{\"trace_id\":\"%s\",\"msg\":\"m\"}", good);
+    json_decref(runs(line, &rec));
+    assert_string_equal(rec.trace_id, "0123456789abcdefabcdef0123456789");
+    static const char bad[] = {'g', 'G', '/', ':', '@', '`', ' ', '\x80', '\xff', 'z'};
+    for (size_t pos = 0; pos < 32; pos++) {
+        for (size_t b = 0; b < sizeof(bad); b++) {
+            char id[33];
+            memcpy(id, good, 33);
+            id[pos] = bad[b];
+            snprintf(line, sizeof(line), "{\"trace_id\":\"%s\",\"msg\":\"m\"}", id);
+            json_decref(runs(line, &rec));
+            if (rec.trace_id[0])
+                fail_msg("byte 0x%02x at %zu accepted: %s", (unsigned char)bad[b], pos, rec.trace_id);
+            assert_non_null(attr_s(&rec, "trace_id", NULL));
+        }
+    }
+    json_decref(runs("{\"trace_id\":\"00000000000000000000000000000000\"}", &rec));
+    assert_string_equal(rec.trace_id, "");
+    json_decref(runs("{\"trace_id\":\"0000000000000000\"}", &rec));
+    assert_string_equal(rec.trace_id, "");
+    json_decref(runs("{\"trace_id\":\"000000000000000A\",\"span_id\":\"FFFFFFFFFFFFFFFF\"}", &rec));
+    assert_string_equal(rec.trace_id, "0000000000000000000000000000000a");
+    assert_string_equal(rec.span_id, "ffffffffffffffff");
+    json_decref(runs("{\"span_id\":\"fffffffffffffff\"}", &rec)); /* 15 digits */
+    assert_string_equal(rec.span_id, "");
+}
+
+/* The date and time of day of the previous timestamp is reused when the next one shares its
+ * first 19 characters; what follows them (fraction, zone) is read every time. */
+static void timestamps_sharing_a_second(void **state)
+{
+    (void)state;
+    struct tel_record rec;
+    static const struct {
+        const char *ts;
+        int64_t want_ns; /* 0: not a time (the line keeps it as an attribute) */
+    } cases[] = {
+        {"2026-11-26T10:00:00Z", 1795687200000000000},
+        {"2026-11-26T10:00:00.5Z", 1795687200500000000},
+        {"2026-11-26T10:00:00+01:00", 1795683600000000000},
+        {"2026-11-26T10:00:00.25-0130", 1795692600250000000},
+        {"2026-11-26T10:00:00", 1795687200000000000},
+        {"2026-11-26T10:00:01Z", 1795687201000000000},
+        {"2026-11-26 10:00:01Z", 1795687201000000000},
+        {"2026-13-26T10:00:01Z", 0},
+        {"2026-11-26T10:00:01Z", 1795687201000000000},
+        {"2026-11-26T25:00:01Z", 0},
+        {"2026-11-26T10:00:01+24:00", 0},
+        {"2026-11-26T10:00:01Z", 1795687201000000000},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char line[128];
+        snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"msg\":\"m\"}", cases[i].ts);
+        json_decref(runs(line, &rec));
+        if (cases[i].want_ns) {
+            if (rec.time_ns != cases[i].want_ns)
+                fail_msg("%s: %lld, want %lld", cases[i].ts, (long long)rec.time_ns,
+                         (long long)cases[i].want_ns);
+        } else {
+            assert_int_equal(rec.time_ns, 0);
+            assert_string_equal(attr_s(&rec, "ts", NULL), cases[i].ts);
+        }
+    }
+}
+
+/* Numbers of up to 15 characters skip the range check unless they hold an exponent. */
+static void number_exponents_in_short_numbers(void **state)
+{
+    (void)state;
+    struct tel_record rec;
+    enum tel_vtype t;
+    static const struct {
+        const char *num;
+        enum tel_vtype want;
+    } cases[] = {
+        {"1e5", TEL_V_NUM},   {"1E5", TEL_V_NUM},        {"1e400", TEL_V_STR},
+        {"1E-400", TEL_V_STR}, {"0e999", TEL_V_NUM},      {"123456789012345", TEL_V_NUM},
+        {"-1.5e3", TEL_V_NUM}, {"9.9E+298", TEL_V_NUM},   {"9.9e+299", TEL_V_STR},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char line[128];
+        snprintf(line, sizeof(line), "{\"n\":%s,\"msg\":\"m\"}", cases[i].num);
+        json_decref(runs(line, &rec));
+        const char *v = attr_s(&rec, "n", &t);
+        assert_non_null(v);
+        assert_string_equal(v, cases[i].num);
+        if (t != cases[i].want)
+            fail_msg("%s: type %d, want %d", cases[i].num, (int)t, (int)cases[i].want);
+    }
+}
+
+/* The encoder reuses the resource object of a recent record when every value is the same:
+ * records rotating through more resources than it keeps, values that differ only in length or
+ * in one byte, and values too long to keep, each get their own resource. */
+static void resource_objects_are_reused_only_when_equal(void **state)
+{
+    (void)state;
+    static char longv[400];
+    memset(longv, 'x', sizeof(longv) - 1);
+    const char *services[] = {"a",   "b",    "ab",    "a\"b", "c",   "d",  "e",  "f",
+                              "g",   "h",    "i",     "a",    "b",   "ab", longv, "aa",
+                              longv, "a\\b", "a\"b",  "a",    "é",   "é2", "a"};
+    const char *teams[] = {"t1", "t2", "t1"};
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
+            struct tel_origin o = {.team = teams[(i + (size_t)round) % 3], .env = "prod",
+                                   .file = round == 2 ? "/var/log/x.log" : NULL};
+            if (round == 1)
+                o.service = services[i];
+            struct tel_record rec;
+            json_t *j;
+            if (round == 1) {
+                j = run("{\"msg\":\"m\"}", 11, &o, &rec);
+            } else {
+                json_t *line = json_pack("{s:s,s:s}", "msg", "m", "service", services[i]);
+                char *text = json_dumps(line, JSON_COMPACT);
+                j = run(text, strlen(text), &o, &rec);
+                free(text);
+                json_decref(line);
+            }
+            assert_string_equal(jstr(j, "resource", "service.name"), services[i]);
+            assert_string_equal(jstr(j, "resource", "team"), o.team);
+            assert_string_equal(jstr(j, "resource", "deployment.environment"), "prod");
+            if (o.file)
+                assert_string_equal(jstr(j, "resource", "log.file.path"), o.file);
+            else
+                assert_null(json_object_get(json_object_get(j, "resource"), "log.file.path"));
+            json_decref(j);
+        }
+    }
+}
+
 /* ---- JSON ---------------------------------------------------------------------------------- */
 
 static void json_maps_every_key_family(void **state)
@@ -840,6 +982,10 @@ int main(void)
         cmocka_unit_test(json_maps_every_key_family),
         cmocka_unit_test(json_alternative_key_names),
         cmocka_unit_test(json_time_formats),
+        cmocka_unit_test(trace_ids_checked_in_blocks),
+        cmocka_unit_test(timestamps_sharing_a_second),
+        cmocka_unit_test(number_exponents_in_short_numbers),
+        cmocka_unit_test(resource_objects_are_reused_only_when_equal),
         cmocka_unit_test(json_level_notations),
         cmocka_unit_test(json_nested_values_kept_compact),
         cmocka_unit_test(json_escapes_are_decoded_and_reencoded),
