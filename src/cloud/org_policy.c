@@ -261,7 +261,7 @@ static int parse_condition_op(struct parse *ps, struct stmt *s, const char *opna
     json_object_foreach(keys, key, val)
     {
         char kpath[300];
-        snprintf(kpath, sizeof(kpath), "%s.%s", path, key);
+        snprintf(kpath, sizeof(kpath), "%.150s.%.140s", path, key); /* for messages only */
         if (!*key)
             return core_err_set(ps->err, CORE_E_INVAL, "%s: empty condition key", path);
         struct cond *c = &s->conds[s->nconds];

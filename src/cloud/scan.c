@@ -750,6 +750,9 @@ struct cloud_scan *cloud_scan_open(const char *path, const struct cloud_scan_opt
     pthread_cond_init(&s->cv, NULL);
     s->keys_only = o->keys_only;
     s->format = o->format;
+    /* read before sigsetjmp below: nothing live across it may be changed after it */
+    const int threads = o->threads;
+    const size_t min_range = o->min_range;
     int rc = 0;
     struct stat sb;
     s->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -787,10 +790,10 @@ struct cloud_scan *cloud_scan_open(const char *path, const struct cloud_scan_opt
     if (rc)
         goto fail;
     s->fast_ok = s->keys_only && map_fast_ok(&s->map);
-    size_t want = o->threads > 0 ? (size_t)o->threads : online_cpus();
+    size_t want = threads > 0 ? (size_t)threads : online_cpus();
     if (want > CLOUD_SCAN_THREADS_MAX)
         want = CLOUD_SCAN_THREADS_MAX;
-    size_t minr = o->min_range ? o->min_range : MIN_RANGE;
+    size_t minr = min_range ? min_range : MIN_RANGE;
     size_t span = s->mapped ? s->size - s->data : 0;
     size_t nw = s->mapped ? span / minr + 1 : 1;
     if (nw > want)

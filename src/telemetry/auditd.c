@@ -495,8 +495,8 @@ size_t tel_auditd_pending(const struct tel_auditd *j)
 static int complete(struct tel_auditd *j, size_t i, struct core_buf *out)
 {
     struct open_event *e = &j->ev[i];
-    const char *recs[AUDITD_RECORDS_MAX];
-    size_t lens[AUDITD_RECORDS_MAX], n = 0;
+    const char *recs[AUDITD_RECORDS_MAX] = {0};
+    size_t lens[AUDITD_RECORDS_MAX] = {0}, n = 0;
     const char *p = e->lines.data, *end = p + e->lines.len;
     while (p < end && n < AUDITD_RECORDS_MAX) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));

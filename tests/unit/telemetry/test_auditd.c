@@ -184,7 +184,7 @@ static void joined_event_fires_rules_needing_two_records(void **state)
     core_buf_init(&out, 0);
     feed_all(j, CHATTR_EVENT, 0, &out);
     assert_int_equal(tel_auditd_pending(j), 0); /* EOE completed it */
-    char *ls[4];
+    char *ls[4] = {0};
     size_t n = lines_of(&out, ls, 4);
     assert_int_equal(n, 1);
     assert_string_equal(fire(s, ls[0]), R_CHATTR " " R_EXE_DIRS);
@@ -292,7 +292,7 @@ static void huge_execve_and_split_arguments(void **state)
     feed_all(j, in.data, 0, &out);
     feed_all(j, "type=SYSCALL msg=audit(3.0:9): exe=\"/bin/echo\"\n", 0, &out);
     assert_int_equal(tel_auditd_flush(j, 0, 0, &out), 0);
-    char *ls[4];
+    char *ls[4] = {0};
     size_t n = lines_of(&out, ls, 4);
     assert_int_equal(n, 2);
     json_error_t je;
@@ -328,7 +328,7 @@ static void binary_junk_and_caps(void **state)
     assert_int_equal(tel_auditd_feed(j, nul, sizeof(nul) - 1, 0, &out), 0);
     assert_int_equal(tel_auditd_flush(j, 0, 0, &out), 0);
     json_error_t je;
-    char *ls[4];
+    char *ls[4] = {0};
     size_t n = lines_of(&out, ls, 4);
     assert_int_equal(n, 1);
     json_t *o = json_loads(ls[0], 0, &je);
