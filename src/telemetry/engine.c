@@ -363,8 +363,7 @@ static struct ebatch *process(struct tel_engine *e, struct chunk *c)
     struct tel_batch b = {.seq = c->seq};
     core_arena_init(&b.arena, BATCH_ARENA);
     size_t cap = count_nl(c->data, c->len) + 1;
-    /* not zeroed: each record is initialized by its parser (tel_pctx_init) before use */
-    b.recs = cap <= SIZE_MAX / sizeof(*b.recs) ? core_malloc(cap * sizeof(*b.recs)) : NULL;
+    b.recs = core_calloc(cap, sizeof(*b.recs));
     struct ebatch *eb = core_calloc(1, sizeof(*eb));
     if (!b.recs || !eb) {
         core_free(b.recs);
@@ -768,15 +767,18 @@ static void *worker_main(void *arg)
 
 /* ---- pushing -------------------------------------------------------------------------------- */
 
-/* Queues data as one chunk. data: core_malloc'd, taken on success (freed by the worker that
- * processes it); on failure it stays the caller's. */
-static int push_chunk(struct tel_engine *e, const struct tel_origin *origin, char *data,
-                      size_t len, bool nonblock, struct core_err *err)
+static int push_one(struct tel_engine *e, const struct tel_origin *origin, const char *data,
+                    size_t len, bool nonblock, struct core_err *err)
 {
     struct chunk *c = core_calloc(1, sizeof(*c));
-    if (!c)
+    char *copy = core_malloc(len ? len : 1);
+    if (!c || !copy) {
+        core_free(c);
+        core_free(copy);
         return core_err_set(err, CORE_E_NOMEM, "out of memory");
-    c->data = data;
+    }
+    memcpy(copy, data, len);
+    c->data = copy;
     c->len = len;
     if (origin)
         c->origin = *origin;
@@ -785,6 +787,7 @@ static int push_chunk(struct tel_engine *e, const struct tel_origin *origin, cha
            !e->stopping_sources) {
         if (nonblock) {
             pthread_mutex_unlock(&e->mu);
+            core_free(copy);
             core_free(c);
             return core_err_set(err, CORE_E_TOO_BIG, "the telemetry pipeline is full");
         }
@@ -793,6 +796,7 @@ static int push_chunk(struct tel_engine *e, const struct tel_origin *origin, cha
     if (e->stopping_workers || (e->stopping_sources && e->in_bytes &&
                                 e->in_bytes + len > INPUT_MAX_BYTES)) {
         pthread_mutex_unlock(&e->mu);
+        core_free(copy);
         core_free(c);
         return core_err_set(err, CORE_E_IO, "the telemetry pipeline is stopping");
     }
@@ -807,19 +811,6 @@ static int push_chunk(struct tel_engine *e, const struct tel_origin *origin, cha
     pthread_cond_broadcast(&e->cv_in);
     pthread_mutex_unlock(&e->mu);
     return 0;
-}
-
-static int push_one(struct tel_engine *e, const struct tel_origin *origin, const char *data,
-                    size_t len, bool nonblock, struct core_err *err)
-{
-    char *copy = core_malloc(len ? len : 1);
-    if (!copy)
-        return core_err_set(err, CORE_E_NOMEM, "out of memory");
-    memcpy(copy, data, len);
-    int rc = push_chunk(e, origin, copy, len, nonblock, err);
-    if (rc)
-        core_free(copy);
-    return rc;
 }
 
 int tel_engine_push(struct tel_engine *e, const struct tel_origin *origin, const char *data,
@@ -837,22 +828,6 @@ int tel_engine_push(struct tel_engine *e, const struct tel_origin *origin, const
         len -= n;
     }
     return len ? push_one(e, origin, data, len, nonblock, err) : 0;
-}
-
-int tel_engine_push_take(struct tel_engine *e, const struct tel_origin *origin, char *data,
-                         size_t len, bool nonblock, struct core_err *err)
-{
-    if (len > CHUNK_MAX) { /* split (and copied) like any big push */
-        int rc = tel_engine_push(e, origin, data, len, nonblock, err);
-        if (rc == 0)
-            core_free(data);
-        return rc;
-    }
-    if (!len) {
-        core_free(data);
-        return 0;
-    }
-    return push_chunk(e, origin, data, len, nonblock, err);
 }
 
 uint64_t tel_engine_push_seq(void)

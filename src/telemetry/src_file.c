@@ -98,8 +98,7 @@ struct fsrc {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
-    char *rbuf; /* the next chunk: an unfinished line carried over, then a read (core_malloc) */
-    size_t rcap;
+    char buf[READ_SIZE];
 };
 
 /* ---- strings that live as long as the source ------------------------------------------------ */
@@ -232,15 +231,13 @@ static bool stopping(struct fsrc *s)
 }
 
 /* Pushes data with backpressure: waits while the pipeline is full, but gives up when the source
- * is stopped (a blocking push could wait forever on a sink that keeps failing). take: data was
- * core_malloc'd and is handed over to the engine instead of copied (only when 0 is returned). */
+ * is stopped (a blocking push could wait forever on a sink that keeps failing). */
 static int push(struct fsrc *s, const struct tel_origin *o, const char *data, size_t len,
-                bool take, uint64_t *seq)
+                uint64_t *seq)
 {
     for (;;) {
         struct core_err err = {0};
-        int rc = take ? tel_engine_push_take(s->e, o, (char *)data, len, true, &err)
-                      : tel_engine_push(s->e, o, data, len, true, &err);
+        int rc = tel_engine_push(s->e, o, data, len, true, &err);
         if (rc == 0) {
             *seq = tel_engine_push_seq();
             return 0;
@@ -258,7 +255,7 @@ static int push_lines(struct fsrc *s, struct tfile *f, const char *data, size_t 
 {
     *seq = 0;
     if (!f->aj)
-        return push(s, &f->origin, data, len, false, seq);
+        return push(s, &f->origin, data, len, seq);
     int64_t now = core_now_ms();
     const char *p = data, *end = data + len;
     while (p < end) {
@@ -270,7 +267,7 @@ static int push_lines(struct fsrc *s, struct tfile *f, const char *data, size_t 
     }
     if (!f->jout.len)
         return 0;
-    int rc = push(s, &f->origin, f->jout.data, f->jout.len, false, seq);
+    int rc = push(s, &f->origin, f->jout.data, f->jout.len, seq);
     core_buf_clear(&f->jout);
     return rc;
 }
@@ -282,7 +279,7 @@ static void flush_events(struct fsrc *s, struct tfile *f, int64_t age_ms)
         return;
     tel_auditd_flush(f->aj, core_now_ms(), age_ms, &f->jout);
     uint64_t seq = 0;
-    if (f->jout.len && push(s, &f->origin, f->jout.data, f->jout.len, false, &seq) == 0)
+    if (f->jout.len && push(s, &f->origin, f->jout.data, f->jout.len, &seq) == 0)
         remember(f, seq);
     core_buf_clear(&f->jout);
 }
@@ -303,32 +300,19 @@ static int flush_part(struct fsrc *s, struct tfile *f)
     return 0;
 }
 
-/* Reads f to EOF, pushing complete lines. Each read goes into s->rbuf after the unfinished
- * line carried over from the previous read, and the complete lines in it are handed to the
- * engine as they are when the read was big (no copy; only the new unfinished line is copied
- * out). returns: 0, or an error when stopping. */
+/* Reads f to EOF, pushing complete lines. returns: 0, or an error when stopping. */
 static int drain(struct fsrc *s, struct tfile *f)
 {
     for (;;) {
-        size_t pl = f->part.len;
-        if (!s->rbuf || s->rcap < pl + READ_SIZE) {
-            core_free(s->rbuf);
-            s->rcap = pl + READ_SIZE;
-            if (!(s->rbuf = core_malloc(s->rcap))) {
-                s->rcap = 0;
-                return CORE_E_NOMEM;
-            }
-        }
-        char *buf = s->rbuf;
-        ssize_t n = pread(f->fd, buf + pl, READ_SIZE, (off_t)f->rpos);
+        ssize_t n = pread(f->fd, s->buf, sizeof(s->buf), (off_t)f->rpos);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             return 0;
         f->rpos += n;
-        const char *nl = memrchr(buf + pl, '\n', (size_t)n);
+        const char *nl = memrchr(s->buf, '\n', (size_t)n);
         if (!nl) {
-            if (core_buf_add(&f->part, buf + pl, (size_t)n) == 0 &&
+            if (core_buf_add(&f->part, s->buf, (size_t)n) == 0 &&
                 f->part.len < TEL_LINE_MAX) {
                 f->part_since_ms = core_now_ms();
                 continue;
@@ -342,37 +326,29 @@ static int drain(struct fsrc *s, struct tfile *f)
                 return rc;
             continue;
         }
-        if (pl)
-            memcpy(buf, f->part.data, pl);
-        size_t head = (size_t)(nl - buf) + 1, tail = pl + (size_t)n - head;
-        core_buf_clear(&f->part);
-        /* the new unfinished line, before the buffer is handed over */
-        if (tail && core_buf_add(&f->part, buf + head, tail)) {
-            f->rpos = f->off;
-            return CORE_E_NOMEM;
-        }
+        size_t head = (size_t)(nl - s->buf) + 1;
         uint64_t seq = 0;
         int rc;
-        /* Handed over only when mostly full: a chunk holds its whole buffer until processed,
-         * and the engine's input limit counts lines, not capacity (a file growing a line at a
-         * time would otherwise queue READ_SIZE per line). Short reads are copied. */
-        bool take = !f->aj && head >= READ_SIZE / 2;
-        if (f->aj) {
-            rc = push_lines(s, f, buf, head, &seq);
-        } else if ((rc = push(s, &f->origin, buf, head, take, &seq)) == 0 && take) {
-            s->rbuf = NULL; /* the engine has it now */
-            s->rcap = 0;
+        if (f->part.len) {
+            if (core_buf_add(&f->part, s->buf, head))
+                return CORE_E_NOMEM;
+            rc = push_lines(s, f, f->part.data, f->part.len, &seq);
+        } else {
+            rc = push_lines(s, f, s->buf, head, &seq);
         }
         if (rc) {
             f->rpos = f->off; /* not taken: read again (if ever) from the last pushed line */
             core_buf_clear(&f->part);
             return rc;
         }
-        f->off = f->rpos - (int64_t)tail;
+        core_buf_clear(&f->part);
+        f->off = f->rpos - (int64_t)((size_t)n - head);
         if (seq)
             remember(f, seq);
-        if (tail)
+        if ((size_t)n > head) {
+            core_buf_add(&f->part, s->buf + head, (size_t)n - head);
             f->part_since_ms = core_now_ms();
+        }
     }
 }
 
@@ -681,7 +657,6 @@ static void fsrc_free(struct fsrc *s)
         core_free(k);
     }
     json_decref(s->ck_loaded);
-    core_free(s->rbuf);
     core_free(s->ck_last);
     core_free(s->name);
     core_free(s->pattern);

@@ -192,12 +192,6 @@ void tel_engine_stop(struct tel_engine *e, int64_t timeout_ms);
  * in which case it returns CORE_E_TOO_BIG without taking anything. data is copied. */
 int tel_engine_push(struct tel_engine *e, const struct tel_origin *origin, const char *data,
                     size_t len, bool nonblock, struct core_err *err);
-/* tel_engine_push without the copy: data (allocated with core_malloc) is taken on success and
- * freed by the engine once processed, so a source can read straight into the chunk it pushes.
- * On failure (CORE_E_TOO_BIG when nonblock and full, CORE_E_IO when stopping) it stays the
- * caller's. The seq is reported by tel_engine_push_seq() as for tel_engine_push. */
-int tel_engine_push_take(struct tel_engine *e, const struct tel_origin *origin, char *data,
-                         size_t len, bool nonblock, struct core_err *err);
 
 /* Waits until every line pushed so far has been handled by every sink (delivered, buffered
  * on disk, or dead-lettered) or timeout_ms passed. returns: 0 or CORE_E_IO on timeout. */
