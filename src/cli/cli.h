@@ -112,6 +112,18 @@ void cli_error(const char *fmt, ...) CORE_PRINTF(1, 2);
 /* True if argv has -h or --help (before "--"). */
 bool cli_wants_help(int argc, char **argv);
 
+/* One verb of a command with verbs ("pave policy apply", "pave org tree"...). */
+struct cli_verb {
+    const char *name;
+    int (*run)(struct cli_ctx *ctx, int argc, char **argv); /* argv[0] is the verb */
+};
+/* Runs the verb argv[1] names from verbs (ended by a NULL name). No verb: usage to stderr and
+ * CLI_USAGE; -h/--help as the verb, or anywhere after an unknown one: usage and CLI_OK. An
+ * unknown verb is refused with "unknown verb 'WHAT WORD'" and the closest verb, or the list of
+ * them and a pointer to 'pave WHAT --help', and CLI_USAGE. */
+int cli_run_verb(struct cli_ctx *ctx, int argc, char **argv, const char *what,
+                 const char *usage, const struct cli_verb *verbs);
+
 int cli_cmd_up(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_server(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_catalog(struct cli_ctx *ctx, int argc, char **argv);

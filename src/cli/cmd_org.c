@@ -515,24 +515,8 @@ out:
 
 int cli_cmd_org(struct cli_ctx *ctx, int argc, char **argv)
 {
-    if (argc < 2 || (cli_wants_help(argc, argv) && argc == 2)) {
-        fputs(org_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
-    }
-    if (strcmp(argv[1], "import") == 0)
-        return org_import(ctx, argc - 1, argv + 1);
-    if (strcmp(argv[1], "tree") == 0)
-        return org_tree(ctx, argc - 1, argv + 1);
-    if (strcmp(argv[1], "policies") == 0)
-        return org_policies(ctx, argc - 1, argv + 1);
-    if (strcmp(argv[1], "can") == 0)
-        return org_can_cmd(ctx, argc - 1, argv + 1);
-    if (strcmp(argv[1], "tags") == 0)
-        return org_tags(ctx, argc - 1, argv + 1);
-    if (cli_wants_help(argc, argv)) {
-        fputs(org_usage, stdout);
-        return CLI_OK;
-    }
-    cli_error("unknown verb 'org %s' (use import, tree, policies, can or tags)", argv[1]);
-    return CLI_USAGE;
+    static const struct cli_verb verbs[] = {
+        {"import", org_import},     {"tree", org_tree}, {"policies", org_policies},
+        {"can", org_can_cmd},       {"tags", org_tags}, {NULL, NULL}};
+    return cli_run_verb(ctx, argc, argv, "org", org_usage, verbs);
 }

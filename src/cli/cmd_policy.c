@@ -1271,29 +1271,10 @@ static int cmd_decisions(struct cli_ctx *ctx, int argc, char **argv)
 
 int cli_cmd_policy(struct cli_ctx *ctx, int argc, char **argv)
 {
-    if (argc < 2 || ((!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))) {
-        fputs(policy_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
-    }
-    static const struct {
-        const char *verb;
-        int (*fn)(struct cli_ctx *, int, char **);
-    } verbs[] = {{"apply", cmd_apply},   {"list", cmd_list},     {"show", cmd_show},
-                 {"delete", cmd_delete}, {"check", cmd_check},   {"exceptions", cmd_exceptions},
-                 {"report", cmd_report}, {"scan", cmd_scan},     {"decisions", cmd_decisions}};
-    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-        if (!strcmp(argv[1], verbs[i].verb))
-            return verbs[i].fn(ctx, argc - 1, argv + 1);
-    if (cli_wants_help(argc, argv)) {
-        fputs(policy_usage, stdout);
-        return CLI_OK;
-    }
-    const char *names[] = {"apply", "list",       "show",   "delete", "check",
-                           "exceptions", "report", "scan", "decisions", NULL};
-    const char *hint = core_did_you_mean(argv[1], names);
-    if (hint)
-        cli_error("unknown verb 'policy %s'; did you mean '%s'?", argv[1], hint);
-    else
-        cli_error("unknown verb 'policy %s' (see 'pave policy --help')", argv[1]);
-    return CLI_USAGE;
+    static const struct cli_verb verbs[] = {
+        {"apply", cmd_apply},   {"list", cmd_list},     {"show", cmd_show},
+        {"delete", cmd_delete}, {"check", cmd_check},   {"exceptions", cmd_exceptions},
+        {"report", cmd_report}, {"scan", cmd_scan},     {"decisions", cmd_decisions},
+        {NULL, NULL}};
+    return cli_run_verb(ctx, argc, argv, "policy", policy_usage, verbs);
 }

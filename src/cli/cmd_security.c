@@ -372,26 +372,7 @@ static int cmd_fim(struct cli_ctx *ctx, int argc, char **argv)
 
 int cli_cmd_security(struct cli_ctx *ctx, int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs(security_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
-    }
-    static const struct {
-        const char *verb;
-        int (*fn)(struct cli_ctx *, int, char **);
-    } verbs[] = {{"rules", cmd_rules}, {"alerts", cmd_alerts}, {"fim", cmd_fim}};
-    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-        if (!strcmp(argv[1], verbs[i].verb))
-            return verbs[i].fn(ctx, argc - 1, argv + 1);
-    if (cli_wants_help(argc, argv)) {
-        fputs(security_usage, stdout);
-        return CLI_OK;
-    }
-    const char *names[] = {"rules", "alerts", "fim", NULL};
-    const char *hint = core_did_you_mean(argv[1], names);
-    if (hint)
-        cli_error("unknown verb 'security %s'; did you mean '%s'?", argv[1], hint);
-    else
-        cli_error("unknown verb 'security %s' (see 'pave security --help')", argv[1]);
-    return CLI_USAGE;
+    static const struct cli_verb verbs[] = {
+        {"rules", cmd_rules}, {"alerts", cmd_alerts}, {"fim", cmd_fim}, {NULL, NULL}};
+    return cli_run_verb(ctx, argc, argv, "security", security_usage, verbs);
 }

@@ -27,6 +27,41 @@ bool cli_wants_help(int argc, char **argv)
     return false;
 }
 
+int cli_run_verb(struct cli_ctx *ctx, int argc, char **argv, const char *what,
+                 const char *usage, const struct cli_verb *verbs)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    size_t n = 0;
+    for (; verbs[n].name; n++)
+        if (!strcmp(argv[1], verbs[n].name))
+            return verbs[n].run(ctx, argc - 1, argv + 1);
+    if (cli_wants_help(argc, argv)) {
+        fputs(usage, stdout);
+        return CLI_OK;
+    }
+    const char *names[64];
+    size_t k = 0;
+    for (; k < n && k < 63; k++)
+        names[k] = verbs[k].name;
+    names[k] = NULL;
+    const char *hint = core_did_you_mean(argv[1], names);
+    if (hint) {
+        cli_error("unknown verb '%s %s'; did you mean '%s'?", what, argv[1], hint);
+        return CLI_USAGE;
+    }
+    char list[512] = "";
+    size_t at = 0;
+    for (size_t i = 0; i < k && at < sizeof(list); i++)
+        at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%s",
+                               i == 0 ? "" : i + 1 == k ? " or " : ", ", names[i]);
+    cli_error("unknown verb '%s %s' (use %s; see 'pave %s --help')", what, argv[1], list,
+              what);
+    return CLI_USAGE;
+}
+
 int cli_parse_output(struct cli_ctx *ctx, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
